@@ -1,0 +1,30 @@
+# `make demo` and `make test` set everything up on a fresh machine (virtual environment in .venv) and run.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.mtlens-installed
+
+.PHONY: setup demo test bench clean
+
+setup: $(STAMP)
+
+# torch is installed as `torch==2.13.0` only when missing: on these machines that pin resolves to a local
+# CPU build, while any other torch requirement pulls several GB of CUDA wheels. An installed torch is never
+# upgraded (pyproject asks torch>=2.2, which it satisfies).
+$(STAMP): pyproject.toml tests/requirements-nodeps.txt
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q --no-deps -r tests/requirements-nodeps.txt
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/mtlens data preview dsprites --out previews/dsprites.png
+
+test: $(STAMP)
+	$(PY) -m pytest -m "not slow"
+
+bench: $(STAMP)
+	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done
+
+clean:
+	rm -rf $(VENV) previews .pytest_cache

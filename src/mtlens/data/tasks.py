@@ -1,0 +1,55 @@
+"""The task-set contract: what each task predicts and how targets are made from factors or labels."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+
+from mtlens.errors import MtlensError
+
+TaskKind = Literal["regression", "binary", "multiclass"]
+TASK_KINDS: tuple[str, ...] = ("regression", "binary", "multiclass")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task: its name, its kind, and its number of classes (multiclass only; binary counts 2)."""
+
+    name: str
+    kind: TaskKind
+    num_classes: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in TASK_KINDS:
+            raise MtlensError(f"task {self.name!r}: unknown kind {self.kind!r}; choose one of {', '.join(TASK_KINDS)}")
+        if self.kind == "multiclass" and (self.num_classes is None or self.num_classes < 2):
+            raise MtlensError(f"task {self.name!r}: a multiclass task needs num_classes >= 2, got {self.num_classes}")
+        if self.kind == "binary" and self.num_classes not in (None, 2):
+            raise MtlensError(f"task {self.name!r}: a binary task has 2 classes, got num_classes={self.num_classes}")
+
+    @property
+    def output_dim(self) -> int:
+        """Returns the width of a head's output for this task (1 for regression and binary logits)."""
+        return int(self.num_classes) if self.kind == "multiclass" else 1
+
+
+class TaskSet(ABC):
+    """Maps factors (or labels) to targets: `task_set(z) -> targets [N, T]` (float32; class tasks hold indices)."""
+
+    tasks: tuple[TaskSpec, ...]
+
+    @property
+    def num_tasks(self) -> int:
+        return len(self.tasks)
+
+    @property
+    def names(self) -> list[str]:
+        return [t.name for t in self.tasks]
+
+    @abstractmethod
+    def __call__(self, z: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Returns the targets [N, T] for inputs z [N, K]."""
