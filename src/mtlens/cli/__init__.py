@@ -1,0 +1,49 @@
+"""The `mtlens` command. Each command group lives in its own module here; they only parse and call the library.
+
+User errors (MtlensError) print as one line on stderr and exit with code 2; anything else is a bug and keeps
+its traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from mtlens.errors import MtlensError
+
+app = typer.Typer(
+    name="mtlens",
+    help="Shared representations in multi-task learning: data, training, measures, studies.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _register_groups() -> None:
+    # Imported here so that `import mtlens.cli` stays cheap and each group stays in its own module.
+    from mtlens.cli import data
+
+    app.add_typer(data.app, name="data")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Runs the CLI; returns only through SystemExit (0 on success, 2 on a user error)."""
+    _register_groups()
+    try:
+        app(args=argv, standalone_mode=False)
+    except MtlensError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except typer.Exit as err:
+        raise SystemExit(err.exit_code) from None
+    except Exception as err:  # click's usage errors: one line, exit 2, like MtlensError
+        import click
+
+        if isinstance(err, click.ClickException):
+            print(f"error: {err.format_message()}", file=sys.stderr)
+            raise SystemExit(2) from None
+        if isinstance(err, click.exceptions.Abort):
+            raise SystemExit(130) from None
+        raise
