@@ -38,12 +38,17 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2) from None
     except typer.Exit as err:
         raise SystemExit(err.exit_code) from None
-    except Exception as err:  # click's usage errors: one line, exit 2, like MtlensError
-        import click
+    except _click_exceptions().ClickException as err:  # usage errors: one line, exit 2, like MtlensError
+        print(f"error: {err.format_message()}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except _click_exceptions().Abort:
+        raise SystemExit(130) from None
 
-        if isinstance(err, click.ClickException):
-            print(f"error: {err.format_message()}", file=sys.stderr)
-            raise SystemExit(2) from None
-        if isinstance(err, click.exceptions.Abort):
-            raise SystemExit(130) from None
-        raise
+
+def _click_exceptions():  # type: ignore[no-untyped-def]
+    """Returns click's exceptions module (recent Typer releases vendor click as typer._click)."""
+    try:
+        from typer._click import exceptions
+    except ImportError:
+        from click import exceptions
+    return exceptions
