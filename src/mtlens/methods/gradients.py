@@ -1,0 +1,67 @@
+"""Per-task gradients in one batched backward pass (vmap over the VJP), with a looped fallback."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+
+def _flat(grads: Sequence[torch.Tensor | None], inputs: Sequence[torch.Tensor], rows: int) -> torch.Tensor:
+    parts = [
+        (g if g is not None else torch.zeros(rows, *x.shape, dtype=x.dtype, device=x.device)).reshape(rows, -1)
+        for g, x in zip(grads, inputs)
+    ]
+    return torch.cat(parts, dim=1)
+
+
+def vjp_rows(
+    outputs: torch.Tensor,
+    inputs: Sequence[torch.Tensor],
+    cotangents: torch.Tensor,
+    *,
+    retain_graph: bool = True,
+    batched: bool = True,
+) -> torch.Tensor:
+    """Returns [R, P]: row r is the gradient of <outputs, cotangents[r]> w.r.t. the inputs, flattened.
+
+    One batched backward (autograd's `is_grads_batched`, i.e. vmap over the VJP) when the graph allows it;
+    otherwise (an op without a batching rule) one backward per row.
+    """
+    inputs = list(inputs)
+    rows = cotangents.shape[0]
+    if batched:
+        try:
+            grads = torch.autograd.grad(
+                outputs, inputs, grad_outputs=cotangents, retain_graph=True, allow_unused=True, is_grads_batched=True
+            )
+            return _flat(grads, inputs, rows)
+        except RuntimeError:
+            pass  # an op without a vmap rule: fall back to the loop below
+    per_row = []
+    for r in range(rows):
+        g = torch.autograd.grad(
+            outputs, inputs, grad_outputs=cotangents[r], retain_graph=retain_graph or r < rows - 1, allow_unused=True
+        )
+        per_row.append(_flat([None if x is None else x.unsqueeze(0) for x in g], inputs, 1))
+    return torch.cat(per_row, dim=0)
+
+
+def task_jacobian(
+    losses: torch.Tensor, inputs: Sequence[torch.Tensor], *, retain_graph: bool = True, batched: bool = True
+) -> torch.Tensor:
+    """Returns the Jacobian [T, P] of the T task losses w.r.t. the inputs, flattened and concatenated."""
+    eye = torch.eye(losses.shape[0], dtype=losses.dtype, device=losses.device)
+    return vjp_rows(losses, inputs, eye, retain_graph=retain_graph, batched=batched)
+
+
+def write_grad(params: Sequence[torch.Tensor], flat: torch.Tensor) -> None:
+    """Adds a flat gradient vector to the `.grad` of `params` (accumulating, as `backward` does)."""
+    offset = 0
+    for p in params:
+        n = p.numel()
+        g = flat[offset : offset + n].view_as(p).to(p.dtype)
+        p.grad = g.clone() if p.grad is None else p.grad + g
+        offset += n
+    if offset != flat.numel():
+        raise RuntimeError(f"gradient has {flat.numel()} entries, parameters have {offset}")

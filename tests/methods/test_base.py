@@ -1,0 +1,92 @@
+import pytest
+import torch
+from torch import nn
+
+from mtlens import MtlensError
+from mtlens.methods import GradientAggregator, create, task_jacobian, vjp_rows
+
+
+class _Mean(GradientAggregator):
+    name = "mean_test"
+
+    def aggregate(self, jacobian, losses=None):
+        self.last_weights = torch.full((jacobian.shape[0],), 1.0 / jacobian.shape[0])
+        return jacobian.mean(0)
+
+
+def _model(seed: int = 0):
+    torch.manual_seed(seed)
+    enc = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 5))
+    heads = nn.ModuleList([nn.Linear(5, 1) for _ in range(3)])
+    x, y = torch.randn(6, 1, 8, 8), torch.randn(6, 3)
+    return enc, heads, x, y
+
+
+def _losses(enc, heads, x, y):
+    z = enc(x)
+    return torch.stack([((h(z).squeeze(1) - y[:, i]) ** 2).mean() for i, h in enumerate(heads)]), z
+
+
+def test_batched_jacobian_equals_loop() -> None:
+    enc, heads, x, y = _model()
+    losses, _ = _losses(enc, heads, x, y)
+    params = list(enc.parameters())
+    j_batched = task_jacobian(losses, params, batched=True)
+    j_loop = task_jacobian(losses, params, batched=False)
+    j_sep = torch.stack([torch.cat([g.flatten() for g in torch.autograd.grad(l, params, retain_graph=True)]) for l in losses])
+    torch.testing.assert_close(j_batched, j_sep)
+    torch.testing.assert_close(j_loop, j_sep)
+
+
+def test_param_level_via_representation_equals_direct_jacobian() -> None:
+    enc, heads, x, y = _model()
+    shared = list(enc.parameters())
+    losses, z = _losses(enc, heads, x, y)
+    direct = task_jacobian(losses, shared)
+    jz = task_jacobian(losses, [z])
+    chained = vjp_rows(z, shared, jz.view(3, *z.shape))
+    torch.testing.assert_close(chained, direct)
+
+
+@pytest.mark.parametrize("use_z", [True, False])
+def test_mean_aggregator_equals_mean_loss_backward(use_z: bool) -> None:
+    enc, heads, x, y = _model()
+    losses, z = _losses(enc, heads, x, y)
+    _Mean(3).backward(losses, enc.parameters(), z if use_z else None, heads.parameters())
+    got = [p.grad.clone() for p in enc.parameters()]
+    head_got = [p.grad.clone() for p in heads.parameters()]
+    enc.zero_grad(), heads.zero_grad()
+    losses, z = _losses(enc, heads, x, y)
+    losses.mean().backward(inputs=list(enc.parameters()))
+    for g, p in zip(got, enc.parameters()):
+        torch.testing.assert_close(g, p.grad)
+    # heads get the plain sum of their own losses
+    losses, z = _losses(enc, heads, x, y)
+    want = torch.autograd.grad(losses.sum(), list(heads.parameters()))
+    for g, w in zip(head_got, want):
+        torch.testing.assert_close(g, w)
+
+
+def test_feature_level_mean_equals_mean_loss() -> None:
+    enc, heads, x, y = _model()
+    losses, z = _losses(enc, heads, x, y)
+    _Mean(3, level="feature").backward(losses, enc.parameters(), z, heads.parameters())
+    got = [p.grad.clone() for p in enc.parameters()]
+    enc.zero_grad()
+    losses, z = _losses(enc, heads, x, y)
+    losses.mean().backward(inputs=list(enc.parameters()))
+    for g, p in zip(got, enc.parameters()):
+        torch.testing.assert_close(g, p.grad)
+
+
+def test_ew_is_plain_sum_and_errors() -> None:
+    enc, heads, x, y = _model()
+    losses, z = _losses(enc, heads, x, y)
+    w = create("ew", 3).backward(losses, enc.parameters())
+    assert w.tolist() == [1.0, 1.0, 1.0]
+    with pytest.raises(MtlensError, match="expected 3 task losses"):
+        create("equal", 3).backward(torch.ones(2), [])
+    with pytest.raises(MtlensError, match="needs the shared representation"):
+        _Mean(3, level="feature").backward(torch.ones(3, requires_grad=True), [])
+    with pytest.raises(MtlensError, match="unknown method"):
+        create("nope", 3)
