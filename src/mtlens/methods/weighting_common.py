@@ -1,0 +1,49 @@
+"""Shared pieces of the loss-weighting methods: finite-loss checks and learnable per-task tensors."""
+
+from __future__ import annotations
+
+import torch
+
+from mtlens.errors import MtlensError
+from mtlens.methods.base import LossWeighting
+
+
+def require_finite(losses: torch.Tensor, name: str) -> torch.Tensor:
+    """Returns `losses` unchanged, or raises naming the first task whose loss is NaN or infinite."""
+    bad = ~torch.isfinite(losses.detach())
+    if bool(bad.any()):
+        t = int(bad.nonzero()[0, 0])
+        raise MtlensError(
+            f"{name}: the loss of task {t} is {float(losses[t])}; check that task's targets and predictions"
+        )
+    return losses
+
+
+class LearnableWeighting(LossWeighting):
+    """A loss weighting with learnable per-task tensors: `parameters()` gives them to the optimiser.
+
+    The tensors are leaves with requires_grad; `to(device)` moves them in place (same objects), so call it
+    before building the optimiser, or create the method with `device=`.
+    """
+
+    def __init__(self, n_tasks: int, level: str = "param", device: str | torch.device = "cpu") -> None:
+        super().__init__(n_tasks, level)
+        self.device = torch.device(device)
+
+    def _learnable(self, values: torch.Tensor) -> torch.Tensor:
+        """Returns a float32 leaf tensor on the method's device that requires grad."""
+        return values.to(device=self.device, dtype=torch.float32).clone().requires_grad_(True)
+
+    def _check_device(self, losses: torch.Tensor) -> None:
+        if losses.device != self.device:
+            raise MtlensError(
+                f"{self.name}: the losses are on {losses.device} but the method's parameters are on "
+                f"{self.device}; create the method with device='{losses.device}' or call .to('{losses.device}')"
+            )
+
+    def to(self, device: str | torch.device) -> "LearnableWeighting":
+        """Moves the learnable tensors to `device` in place; returns self."""
+        self.device = torch.device(device)
+        for p in self.parameters():
+            p.data = p.data.to(self.device)
+        return self
