@@ -1,0 +1,227 @@
+"""The Trainer: Adam, per-task losses combined by an MTL method, evaluation, checkpoints, run store.
+
+One step is exactly what a user's own loop does: encode, heads, per-task losses, then
+`method.backward(losses, model.shared_parameters(), z, model.task_parameters())` and `optimizer.step()`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+from mtlens.data.multitask import MultiTaskDataset, make_loader
+from mtlens.data.random_mlp import resolve_device
+from mtlens.errors import MtlensError
+from mtlens.methods.base import Method
+from mtlens.models.hard_sharing import MultiTaskModel
+from mtlens.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from mtlens.training.losses import score_name, task_losses, task_scores
+from mtlens.training.progress import progress_bar
+
+
+class StepCallback(Protocol):
+    """Called before the method's backward (the graph is still whole); returns values to log or None."""
+
+    def before_backward(self, step: int, losses: torch.Tensor, shared: list[torch.Tensor], z: torch.Tensor) -> Mapping[str, float] | None: ...
+
+
+class MetricSink(Protocol):
+    """What the Trainer needs of a run store."""
+
+    def log_metrics(self, run_id: str, step: int, values: Mapping[str, float]) -> None: ...
+
+    def fail(self, run_id: str, message: str, step: int | None = None) -> None: ...
+
+
+@dataclass
+class TrainConfig:
+    """The training settings (seed 000 App. C.1 defaults: Adam, lr 1e-3, betas (0.9, 0.999), batch 256)."""
+
+    epochs: int = 200
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    batch_size: int = 256
+    eval_batch_size: int = 1024
+    seed: int = 0
+    device: str = "auto"
+    log_every: int = 50
+    progress: bool = True
+    checkpoint: bool = True
+    num_workers: int | str = 0
+
+
+class NonFiniteLoss(MtlensError):
+    """A task loss became NaN or inf; the run is marked failed at that step."""
+
+
+@dataclass
+class Trainer:
+    """Trains a multi-task model with an MTL method; `fit()` returns the final test measures."""
+
+    model: MultiTaskModel
+    method: Method
+    data: Mapping[str, MultiTaskDataset]
+    config: TrainConfig = field(default_factory=TrainConfig)
+    store: MetricSink | None = None
+    run_id: str | None = None
+    checkpoint_dir: Path | None = None
+    callbacks: Sequence[StepCallback] = ()
+
+    def __post_init__(self) -> None:
+        for split in ("train", "test"):
+            if split not in self.data:
+                raise MtlensError(f"the Trainer needs a {split!r} dataset; got {sorted(self.data)}")
+        n_active = len(self.model.active_tasks)
+        if self.method.n_tasks != n_active:
+            raise MtlensError(f"method {self.method.name} is for {self.method.n_tasks} tasks, the model trains {n_active}")
+        self.device = resolve_device(self.config.device)
+        self.model.to(self.device)
+        params = [p for p in self.model.parameters() if p.requires_grad] + list(self.method.parameters())
+        self.optimizer = torch.optim.Adam(params, lr=self.config.lr, betas=tuple(self.config.betas))
+        self.epoch = 0
+        self.global_step = 0
+        self.history: list[dict[str, float]] = []
+
+    # ------------------------------------------------------------------ checkpoints
+    @property
+    def checkpoint_path(self) -> Path | None:
+        return None if self.checkpoint_dir is None else Path(self.checkpoint_dir) / "checkpoint.pt"
+
+    def state_dict(self) -> dict[str, Any]:
+        """Returns everything needed to continue this run exactly."""
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "method": self.method.state_dict(),
+            "rng": rng_state(),
+            "epoch": self.epoch,
+            "global_step": self.global_step,
+            "history": self.history,
+            "config": asdict(self.config),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restores a state returned by `state_dict`."""
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.method.load_state_dict(state["method"])
+        set_rng_state(state["rng"])
+        self.epoch, self.global_step = int(state["epoch"]), int(state["global_step"])
+        self.history = list(state["history"])
+
+    # ------------------------------------------------------------------ training
+    def _log(self, values: Mapping[str, float]) -> None:
+        if self.store is not None and self.run_id is not None and values:
+            self.store.log_metrics(self.run_id, self.global_step, dict(values))
+
+    def _fail(self, losses: torch.Tensor) -> None:
+        names = [self.model.tasks[t].name for t in self.model.active_tasks]
+        bad = [n for n, l in zip(names, losses.detach().cpu().tolist()) if not math.isfinite(l)]
+        message = f"non-finite loss at step {self.global_step} (epoch {self.epoch}) for task(s) {', '.join(bad)}"
+        if self.store is not None and self.run_id is not None:
+            self.store.fail(self.run_id, message, step=self.global_step)
+        raise NonFiniteLoss(message + "; lower the learning rate or check the targets")
+
+    def train_step(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Runs one optimisation step on a batch; returns the detached [T_active] losses."""
+        x = batch["x"].to(self.device, non_blocking=True)
+        y = batch["targets"].to(self.device, non_blocking=True)
+        self.optimizer.zero_grad(set_to_none=True)
+        z = self.model.encode(x)
+        losses = task_losses(self.model.tasks, self.model.heads_forward(z), y, self.model.active_tasks)
+        if not bool(torch.isfinite(losses).all()):
+            self._fail(losses)
+        shared = list(self.model.shared_parameters())
+        for cb in self.callbacks:
+            logged = cb.before_backward(self.global_step, losses, shared, z)
+            if logged:
+                self._log(logged)
+        self.method.backward(losses, shared, z, list(self.model.task_parameters()))
+        self.optimizer.step()
+        if getattr(self.method, "needs_post_step_losses", False):
+            with torch.no_grad():
+                preds = self.model(x)
+                self.method.update(task_losses(self.model.tasks, preds, y, self.model.active_tasks))  # type: ignore[attr-defined]
+        self.global_step += 1
+        return losses.detach()
+
+    @torch.no_grad()
+    def evaluate(self, split: str) -> dict[str, float]:
+        """Returns per-task test measures on a split: '<split>/<task>/mse' or '/acc', and their mean."""
+        if split not in self.data:
+            raise MtlensError(f"no {split!r} data to evaluate; have {sorted(self.data)}")
+        was_training = self.model.training
+        self.model.eval()
+        loader = make_loader(self.data[split], self.config.eval_batch_size, num_workers=self.config.num_workers)
+        totals: dict[str, torch.Tensor] = {}
+        n = 0
+        for batch in loader:
+            preds = self.model(batch["x"].to(self.device))
+            for k, v in task_scores(self.model.tasks, preds, batch["targets"].to(self.device)).items():
+                totals[k] = totals.get(k, 0) + v
+            n += batch["targets"].shape[0]
+        self.model.train(was_training)
+        out = {f"{split}/{spec.name}/{score_name(spec)}": float(totals[spec.name]) / max(n, 1) for spec in self.model.tasks}
+        for kind in ("mse", "acc"):
+            vals = [v for k, v in out.items() if k.endswith("/" + kind)]
+            if vals:
+                out[f"{split}/mean_{kind}"] = sum(vals) / len(vals)
+        return out
+
+    def fit(self, resume: bool = False) -> dict[str, float]:
+        """Trains for the configured epochs (continuing from the checkpoint when `resume`); returns final test measures."""
+        path = self.checkpoint_path
+        if resume and path is not None:
+            state = load_checkpoint(path)
+            if state is not None:
+                self.load_state_dict(state)
+        cfg = self.config
+        steps_per_epoch = math.ceil(len(self.data["train"]) / cfg.batch_size)
+        self.model.train()
+        with progress_bar(cfg.progress, total=cfg.epochs * steps_per_epoch, done=self.epoch * steps_per_epoch,
+                          description=getattr(self.model, "architecture", "train")) as advance:
+            while self.epoch < cfg.epochs:
+                started = time.perf_counter()
+                loader = make_loader(self.data["train"], cfg.batch_size, shuffle=True,
+                                     seed=cfg.seed * 100_003 + self.epoch, num_workers=cfg.num_workers)
+                running = torch.zeros(len(self.model.active_tasks), device=self.device)
+                count = 0
+                for batch in loader:
+                    losses = self.train_step(batch)
+                    running += losses
+                    count += 1
+                    if cfg.log_every and self.global_step % cfg.log_every == 0:
+                        self._log(self._loss_values("train/loss", losses))
+                    advance(1)
+                self.epoch += 1
+                epoch_end = getattr(self.method, "epoch_end", None)
+                if callable(epoch_end):
+                    epoch_end()
+                values = self._loss_values("train/epoch_loss", running / max(count, 1))
+                for split in ("val", "test"):
+                    if split in self.data and len(self.data[split]):
+                        values.update(self.evaluate(split))
+                values["epoch"] = float(self.epoch)
+                values["time/epoch_s"] = time.perf_counter() - started
+                self.history.append(values)
+                self._log(values)
+                if cfg.checkpoint and path is not None:
+                    save_checkpoint(path, self.state_dict())
+        if not self.history:
+            final = self.evaluate("test")
+            self.history.append(final)
+            self._log(final)
+        return {k: v for k, v in self.history[-1].items() if k.startswith("test/")}
+
+    def _loss_values(self, prefix: str, losses: torch.Tensor) -> dict[str, float]:
+        vals = losses.detach().cpu().tolist()
+        names = [self.model.tasks[t].name for t in self.model.active_tasks]
+        out = {f"{prefix}/{n}": v for n, v in zip(names, vals)}
+        out[prefix] = float(sum(vals))
+        return out
