@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from mtlens.methods import ew  # noqa: F401  (registers)
-from mtlens.methods import imtl_l  # noqa: F401  (registers)
+from mtlens.methods import dwa, famo, gradnorm, imtl_l, rlw, uncertainty  # noqa: F401  (registers)
 from mtlens.methods.base import GradientAggregator, LossWeighting, Method
 from mtlens.methods.gradients import task_jacobian, vjp_rows
 from mtlens.methods.registry import METHODS
