@@ -23,9 +23,10 @@ app = typer.Typer(
 
 def _register_groups() -> None:
     # Imported here so that `import mtlens.cli` stays cheap and each group stays in its own module.
-    from mtlens.cli import data
+    from mtlens.cli import data, runs
 
     app.add_typer(data.app, name="data")
+    app.add_typer(runs.app, name="runs")
 
 
 def main(argv: list[str] | None = None) -> None:
