@@ -21,12 +21,20 @@ app = typer.Typer(
 )
 
 
+_registered = False
+
+
 def _register_groups() -> None:
     # Imported here so that `import mtlens.cli` stays cheap and each group stays in its own module.
-    from mtlens.cli import data, runs
+    global _registered
+    if _registered:
+        return
+    from mtlens.cli import data, runs, train
 
     app.add_typer(data.app, name="data")
     app.add_typer(runs.app, name="runs")
+    app.command("train")(train.train)
+    _registered = True
 
 
 def main(argv: list[str] | None = None) -> None:
