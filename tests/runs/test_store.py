@@ -240,6 +240,10 @@ def test_export_csv_writes_one_row_per_metric_value(store: RunStore, tmp_path: P
     buffer = io.StringIO()
     assert store.export_csv(buffer, run_ids=[b]) == 1
     assert buffer.getvalue().splitlines()[1].startswith(f"{b},single_task,,4,created,")
+    with pytest.raises(MtlensError, match="directory .*nowhere does not exist; create it first"):
+        store.export_csv(tmp_path / "nowhere" / "m.csv")
+    with pytest.raises(MtlensError, match="no run 'zz'"):
+        store.export_csv(io.StringIO(), run_ids=["zz"])
 
 
 def test_files_that_are_not_run_stores_are_rejected(tmp_path: Path) -> None:
@@ -347,3 +351,19 @@ def test_stored_config_is_canonical_json(store: RunStore) -> None:
     conn.close()
     assert stored == '{"a":[1.5,null,true],"b":1}'
     assert json.loads(stored) == store.get_run(run_id).config
+
+
+def test_a_write_waits_for_the_lock_and_times_out_with_a_clear_error(store: RunStore) -> None:
+    run_id = store.create_run("s", {}, seed=0)
+    holder = sqlite3.connect(store.path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # another process holding the write lock
+    impatient = RunStore(store.path, busy_timeout=0.2)
+    with pytest.raises(MtlensError, match="stayed locked by another process for 0.2 s; stop the process"):
+        impatient.log_metrics(run_id, 0, {"loss": 1.0})
+    release = threading.Timer(0.3, lambda: holder.execute("COMMIT"))
+    release.start()
+    patient = RunStore(store.path, busy_timeout=10.0)
+    patient.log_metrics(run_id, 0, {"loss": 2.0})  # blocks until the holder commits, then writes
+    release.join()
+    holder.close()
+    assert store.final_metrics(run_id) == {"loss": (0, 2.0)}
