@@ -98,8 +98,10 @@ class RunStore:
                         "artifacts_dir) VALUES (?, ?, ?, ?, ?, ?, 'created', ?, ?)",
                         (run_id, study, name, config_json, digest, seed, now, str(Path("artifacts") / run_id)),
                     )
-                except sqlite3.IntegrityError:
-                    continue  # the random part repeated within the same second: draw another
+                except sqlite3.IntegrityError as err:
+                    if "runs.id" in str(err):
+                        continue  # the random part repeated within the same second: draw another
+                    raise
                 return run_id
 
         return self._db.write(insert)
