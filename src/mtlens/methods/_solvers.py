@@ -1,0 +1,166 @@
+"""Small solvers on the [T, T] Gram matrix of the task gradients (float64 numpy, T is at most a few dozen).
+
+- `min_norm_weights`: the minimum-norm point of the convex hull of the gradients (MGDA), by the Frank-Wolfe
+  iteration of Sener & Koltun (2018, Algorithm 2) followed by an exact active-set finish.
+- `nash_weights`: the Nash bargaining weights of Navon et al. (2022): alpha > 0 with G alpha = 1 / alpha.
+- `cagrad_weights`: the dual sub-problem of CAGrad (Liu et al. 2021) on the simplex, with scipy's SLSQP as the
+  authors' code does.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import minimize
+
+from mtlens.errors import MtlensError
+
+
+def _fw_step(gram: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """Returns (the next Frank-Wolfe point, the step gamma, the duality gap) by exact line search."""
+    g_alpha = gram @ alpha
+    t = int(np.argmin(g_alpha))
+    a = float(alpha @ g_alpha)  # |d|^2 for d = sum alpha_i g_i
+    b = float(g_alpha[t])  # <d, g_t>
+    c = float(gram[t, t])  # |g_t|^2
+    gap = a - b
+    denom = a - 2.0 * b + c  # |d - g_t|^2
+    gamma = 0.0 if denom <= 0.0 else min(max(gap / denom, 0.0), 1.0)
+    step = -alpha * gamma
+    step[t] += gamma
+    return alpha + step, gamma, gap
+
+
+def _active_set_finish(gram: np.ndarray, alpha: np.ndarray, tol: float) -> np.ndarray | None:
+    """Returns the exact minimiser on the support of `alpha` when it satisfies the KKT conditions, else None.
+
+    On the support S the minimum of a^T G a over sum(a) = 1 solves [G_SS 1; 1^T 0][a; -mu] = [0; 1]; it is the
+    global minimum over the simplex when a_S >= 0 and (G a)_j >= mu off the support.
+    """
+    support = np.flatnonzero(alpha > 1e-10)
+    k = len(support)
+    kkt = np.zeros((k + 1, k + 1))
+    kkt[:k, :k] = gram[np.ix_(support, support)]
+    kkt[:k, k] = 1.0
+    kkt[k, :k] = 1.0
+    rhs = np.zeros(k + 1)
+    rhs[k] = 1.0
+    sol, *_ = np.linalg.lstsq(kkt, rhs, rcond=None)
+    if not np.all(np.isfinite(sol)) or np.any(sol[:k] < 0.0):
+        return None
+    exact = np.zeros_like(alpha)
+    exact[support] = sol[:k]
+    if abs(exact.sum() - 1.0) > 1e-9:
+        return None
+    g_exact = gram @ exact
+    value = float(exact @ g_exact)
+    scale = max(float(np.max(np.diag(gram))), 1e-300)
+    if np.min(g_exact) < value - tol * scale:  # a vertex off the support still decreases the norm
+        return None
+    return exact
+
+
+def min_norm_weights(gram: np.ndarray, max_iter: int = 250, tol: float = 1e-5) -> np.ndarray:
+    """Returns the simplex weights alpha minimising |sum_i alpha_i g_i|^2 for the Gram matrix G = [g_i . g_j].
+
+    Frank-Wolfe from the uniform point with exact line search (Sener & Koltun 2018, Algorithm 2; `max_iter`
+    250 and the stopping threshold 1e-5 on the step are those of their code), then the exact minimiser on
+    the support found, kept when it passes the KKT check and is no worse: Frank-Wolfe alone converges as
+    O(1/k) when the optimum lies on a face, the finish makes the result the minimum-norm point to rounding.
+    """
+    n = gram.shape[0]
+    alpha = np.full(n, 1.0 / n)
+    scale = max(float(np.max(np.diag(gram))), 0.0)
+    if scale == 0.0:  # every gradient is zero: every convex combination is the minimum
+        return alpha
+    for _ in range(max_iter):
+        new, gamma, gap = _fw_step(gram, alpha)
+        converged = gap <= 1e-12 * scale or np.abs(new - alpha).sum() < tol
+        alpha = new
+        if converged:
+            break
+    exact = _active_set_finish(gram, alpha, tol=1e-9)
+    if exact is not None and exact @ gram @ exact <= alpha @ gram @ alpha + 1e-12 * scale:
+        alpha = exact
+    return alpha
+
+
+def nash_weights(
+    gram: np.ndarray, init: np.ndarray, max_iter: int = 100, tol: float = 1e-10, where: str = "nash_mtl"
+) -> np.ndarray:
+    """Returns alpha > 0 solving G alpha = 1 / alpha, or raises MtlensError when no solution is found.
+
+    The equations are the stationarity conditions of the strictly convex f(a) = a^T G a / 2 - sum log a_i
+    (Navon et al. 2022, eq. 3 rewritten), minimised by damped Newton steps that keep a > 0. A minimiser exists
+    iff no non-zero a >= 0 has G a = 0, i.e. iff the gradients have no zero convex combination; otherwise f is
+    unbounded below, the iterates grow without bound, and the error says so. `where` names the step.
+    """
+    n = gram.shape[0]
+    a = np.asarray(init, dtype=np.float64).copy()
+    if a.shape != (n,) or not np.all(np.isfinite(a)) or np.any(a <= 0.0):
+        a = np.ones(n)
+
+    def f(x: np.ndarray) -> float:
+        return 0.5 * float(x @ gram @ x) - float(np.sum(np.log(x)))
+
+    for _ in range(max_iter):
+        grad = gram @ a - 1.0 / a
+        hess = gram + np.diag(1.0 / a**2)
+        try:
+            step = -np.linalg.solve(hess, grad)
+        except np.linalg.LinAlgError as err:
+            raise MtlensError(f"{where}: the Newton system of the bargaining solver is singular ({err})") from err
+        decrement = float(-grad @ step)
+        if decrement <= 2.0 * tol:
+            return a
+        t = 1.0
+        neg = step < 0.0
+        if np.any(neg):  # stay inside a > 0
+            t = min(1.0, 0.99 * float(np.min(-a[neg] / step[neg])))
+        f0 = f(a)
+        while f(a + t * step) > f0 - 0.25 * t * decrement and t > 1e-12:
+            t *= 0.5
+        a = a + t * step
+        if np.max(a) > 1e12:
+            raise MtlensError(
+                f"{where}: the bargaining solution does not exist (the task gradients have a zero convex "
+                "combination: they conflict completely); use another method or level for these tasks"
+            )
+    residual = float(np.linalg.norm(gram @ a - 1.0 / a))
+    raise MtlensError(
+        f"{where}: the bargaining solver did not converge in {max_iter} Newton steps (residual {residual:.3g}); "
+        "raise max_iter or check for nearly opposite task gradients"
+    )
+
+
+def cagrad_weights(gram: np.ndarray, c: float, where: str = "cagrad") -> np.ndarray:
+    """Returns the simplex weights w minimising w^T G b + c |g0| sqrt(w^T G w), b = 1/T, |g0|^2 = mean(G).
+
+    This is the dual problem of CAGrad (Liu et al. 2021, eq. 4), solved with SLSQP as in the authors' code.
+    The Gram matrix is first divided by |g0|^2, which leaves the minimiser unchanged and makes SLSQP's
+    absolute tolerance mean the same at every gradient scale (the authors' code solves it unscaled, where
+    tiny gradients stop the solver at its starting point). `where` names the step in the error.
+    """
+    n = gram.shape[0]
+    g0_sq = float(gram.mean())
+    a = gram / g0_sq
+    b = np.full(n, 1.0 / n)
+    ab = a @ b
+
+    def objective(w: np.ndarray) -> tuple[float, np.ndarray]:
+        aw = a @ w
+        root = np.sqrt(max(float(w @ aw), 0.0) + 1e-12)
+        return float(w @ ab) + c * root, ab + c * aw / root
+
+    res = minimize(
+        objective,
+        b.copy(),
+        jac=True,
+        method="SLSQP",
+        bounds=[(0.0, 1.0)] * n,
+        constraints=({"type": "eq", "fun": lambda w: 1.0 - w.sum(), "jac": lambda w: -np.ones_like(w)},),
+        options={"ftol": 1e-12, "maxiter": 200},
+    )
+    if not res.success or not np.all(np.isfinite(res.x)):
+        raise MtlensError(f"{where}: the CAGrad sub-problem solver (scipy SLSQP) failed: {res.message}")
+    w = np.clip(res.x, 0.0, None)
+    return w / w.sum()

@@ -1,0 +1,50 @@
+"""Aligned-MTL (Senushkin et al. 2023, "Independent Component Alignment for Multi-Task Learning", Alg. 1).
+
+The gradient matrix is replaced by its closest matrix with orthogonal rows of equal norm (stability number 1):
+with the Gram matrix G = V diag(lambda) V^T, B = sqrt(lambda_min) V diag(lambda)^(-1/2) V^T and the aligned
+gradients are the rows of B J (orthogonal, each of norm sigma_min = sqrt(lambda_min), the smallest singular
+value of J). The update is their sum, i.e. weights B 1, as in the authors' code (`grads.sum(-1)`) and
+LibMTL's later versions; TorchJD 0.18 takes their mean (weights B 1 / T). Eigenvalues below
+lambda_max * T * eps are dropped, as in the authors' code (rank-deficient gradients are aligned within their
+span); when every gradient is zero the update is zero. `scale_mode` picks the scale: "min" (the paper's
+sigma_min), "median" or "rmse" (mean eigenvalue), the authors' options. level="feature" is Aligned-MTL-UB.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from mtlens.errors import MtlensError
+from mtlens.methods._common import Aggregator, combine, gram
+from mtlens.methods.registry import METHODS
+
+SCALE_MODES = ("min", "median", "rmse")
+
+
+def balance_matrix(g: torch.Tensor, scale_mode: str = "min") -> torch.Tensor:
+    """Returns B [T, T] such that the rows of B J are orthogonal with equal norms (float64)."""
+    lam, vecs = torch.linalg.eigh(g)
+    tol = float(lam.max()) * g.shape[0] * torch.finfo(g.dtype).eps
+    keep = lam > tol
+    if not bool(keep.any()):
+        return torch.zeros_like(g)
+    lam, vecs = lam[keep], vecs[:, keep]
+    scale = {"min": lam.min(), "median": lam.median(), "rmse": lam.mean()}[scale_mode]
+    return scale.sqrt() * (vecs / lam.sqrt()) @ vecs.T
+
+
+@METHODS.register("aligned_mtl", aliases=("aligned", "alignedmtl", "aligned-mtl"))
+class AlignedMTL(Aggregator):
+    """Sums the task gradients after aligning them to orthogonal directions of equal norm."""
+
+    name = "aligned_mtl"
+
+    def __init__(self, n_tasks: int, level: str = "param", scale_mode: str = "min", batched: bool = True) -> None:
+        super().__init__(n_tasks, level, batched)
+        if scale_mode not in SCALE_MODES:
+            raise MtlensError(f"aligned_mtl: unknown scale_mode {scale_mode!r}; choose one of {', '.join(SCALE_MODES)}")
+        self.scale_mode = scale_mode
+
+    def _aggregate(self, jacobian, losses):  # type: ignore[no-untyped-def]
+        weights = balance_matrix(gram(jacobian), self.scale_mode).sum(dim=1)
+        return combine(weights, jacobian), weights

@@ -1,0 +1,30 @@
+"""RGW, random gradient weighting (Lin et al. 2022, "Reasonable Effectiveness of Random Weighting",
+Algorithm 2): at every step, weights softmax(z) with z ~ N(0, I_T), applied to the task gradients.
+
+The normal draws come from the method's own seeded `torch.Generator` (state saved in `state_dict()`);
+TorchJD 0.18 (`Random`) draws `torch.randn(T)` from the global generator, so with equal seeds the two agree
+exactly. The weights sum to one (a point of the simplex), as in the paper; random loss weighting (RLW), the
+same draw applied to the losses, is a separate loss-weighting method.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from mtlens.methods._common import Aggregator, Seeded, combine
+from mtlens.methods.registry import METHODS
+
+
+@METHODS.register("rgw", aliases=("random_gradient_weighting",))
+class RGW(Seeded, Aggregator):
+    """Combines the task gradients with softmax-normalised standard normal weights, fresh every step."""
+
+    name = "rgw"
+
+    def __init__(self, n_tasks: int, level: str = "param", seed: int = 0, batched: bool = True) -> None:
+        super().__init__(n_tasks, level, batched)
+        self._init_rng(seed)
+
+    def _aggregate(self, jacobian, losses):  # type: ignore[no-untyped-def]
+        weights = torch.softmax(torch.randn(self.n_tasks, generator=self.generator), dim=0)
+        return combine(weights, jacobian), weights
