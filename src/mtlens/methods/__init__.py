@@ -10,6 +10,7 @@ from typing import Any
 
 from mtlens.methods import ew  # noqa: F401  (registers)
 from mtlens.methods import dwa, famo, gradnorm, imtl_l, rlw, uncertainty  # noqa: F401  (registers)
+from mtlens.methods import aligned_mtl, cagrad, cosreg, graddrop, gradvac, imtl, mgda, nash_mtl, pcgrad, rgw  # noqa: F401  (registers)
 from mtlens.methods.base import GradientAggregator, LossWeighting, Method
 from mtlens.methods.gradients import task_jacobian, vjp_rows
 from mtlens.methods.registry import METHODS
