@@ -73,7 +73,7 @@ class FAMO(LossWeighting):
         if bool(bad.any()):
             t = int(bad.nonzero()[0, 0])
             raise MtlensError(
-                f"famo: the loss of task {t} ({float(losses[t])}) is below its minimum "
+                f"famo: the loss of task {t} ({float(losses.detach()[t])}) is below its minimum "
                 f"{float(self.min_losses[t])}; FAMO takes log(L - Lmin), so losses must be >= min_losses"
             )
         return gaps

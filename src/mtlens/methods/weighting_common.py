@@ -14,7 +14,7 @@ def require_finite(losses: torch.Tensor, name: str) -> torch.Tensor:
     if bool(bad.any()):
         t = int(bad.nonzero()[0, 0])
         raise MtlensError(
-            f"{name}: the loss of task {t} is {float(losses[t])}; check that task's targets and predictions"
+            f"{name}: the loss of task {t} is {float(losses.detach()[t])}; check that task's targets and predictions"
         )
     return losses
 
