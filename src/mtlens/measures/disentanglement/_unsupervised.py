@@ -1,0 +1,74 @@
+"""Unsupervised scores of a representation, as disentanglement_lib's `unsupervised_metrics` computes them:
+Gaussian total correlation, Gaussian Wasserstein dependency (and its trace-normalised form), and the mean
+pairwise mutual information between histogram-discretised code dimensions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+
+from mtlens.errors import MtlensError
+from mtlens.measures.disentanglement._utils import as_codes, check_num_bins, discrete_mutual_info, histogram_discretize
+from mtlens.measures.disentanglement.results import MetricResult
+
+
+@dataclass(frozen=True, eq=False)
+class UnsupervisedResult(MetricResult):
+    """`score` = Gaussian total correlation (nats); the other scores beside it. Lower means more factorised."""
+
+    gaussian_total_correlation: float
+    gaussian_wasserstein_correlation: float
+    gaussian_wasserstein_correlation_norm: float
+    mutual_info_score: float
+    covariance: np.ndarray  # [d, d]
+    mutual_info: np.ndarray  # [d, d] pairwise MI, zero diagonal
+
+    def scalars(self) -> dict[str, float]:
+        return {
+            "gaussian_total_correlation": self.gaussian_total_correlation,
+            "gaussian_wasserstein_correlation": self.gaussian_wasserstein_correlation,
+            "gaussian_wasserstein_correlation_norm": self.gaussian_wasserstein_correlation_norm,
+            "mutual_info_score": self.mutual_info_score,
+        }
+
+
+def gaussian_total_correlation(cov: np.ndarray) -> float:
+    """Returns KL(N(0, cov) || N(0, diag(cov))) in nats."""
+    return float(0.5 * (np.sum(np.log(np.diag(cov))) - np.linalg.slogdet(cov)[1]))
+
+
+def gaussian_wasserstein_correlation(cov: np.ndarray) -> float:
+    """Returns the reference's squared 2-Wasserstein distance between N(0, cov) and N(0, diag(cov))."""
+    sqrtm = scipy.linalg.sqrtm(cov * np.expand_dims(np.diag(cov), axis=1))
+    return float(2 * np.trace(cov) - 2 * np.trace(sqrtm))
+
+
+def unsupervised(codes: object, num_bins: int = 20) -> UnsupervisedResult:
+    """Returns the unsupervised scores of codes [N, d] (no factors needed); needs d >= 2 varying codes."""
+    codes = as_codes(codes, min_dims=2)
+    num_bins = check_num_bins(num_bins, codes.shape[0])
+    mus = codes.T
+    num_codes = mus.shape[0]
+    cov = np.cov(mus)
+    if np.any(np.diag(cov) <= 0):
+        raise MtlensError(
+            f"code dimension {int(np.argmin(np.diag(cov)))} is constant; the Gaussian scores need varying codes "
+            "(drop constant dimensions)"
+        )
+    tc = gaussian_total_correlation(cov)
+    wasserstein = gaussian_wasserstein_correlation(cov)
+    discretized = histogram_discretize(codes, num_bins)
+    mi = discrete_mutual_info(discretized, discretized)
+    np.fill_diagonal(mi, 0)
+    return UnsupervisedResult(
+        name="unsupervised",
+        score=tc,
+        gaussian_total_correlation=tc,
+        gaussian_wasserstein_correlation=wasserstein,
+        gaussian_wasserstein_correlation_norm=float(wasserstein / np.sum(np.diag(cov))),
+        mutual_info_score=float(np.sum(mi) / (num_codes**2 - num_codes)),
+        covariance=cov,
+        mutual_info=mi,
+    )

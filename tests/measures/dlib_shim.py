@@ -1,0 +1,79 @@
+"""Imports disentanglement_lib 1.5 (the reference, test-only) without tensorflow.
+
+disentanglement_lib's metric modules do `import gin.tf` and decorate their functions with
+`gin.configurable(name, blacklist=...)`; gin-config >= 0.5 no longer accepts `blacklist`, and `gin.tf` imports
+tensorflow. This shim puts a minimal `gin` / `gin.tf` into sys.modules: `configurable` wraps a function so that
+keyword arguments bound with `bind(...)` fill in the ones the caller left out (which is what the reference's
+gin configs do, e.g. `discretizer.num_bins = 20`), and `REQUIRED` is a sentinel.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import inspect
+import sys
+import types
+from typing import Any, Callable
+
+_BINDINGS: dict[str, dict[str, Any]] = {}
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "gin.REQUIRED"
+
+
+REQUIRED = _Required()
+
+
+def _configurable(name: str | Callable | None = None, **_: Any) -> Callable:
+    def decorate(fn: Callable, scope: str) -> Callable:
+        params = list(inspect.signature(fn).parameters)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            positional = set(params[: len(args)])
+            for key, value in _BINDINGS.get(scope, {}).items():
+                if key not in positional:
+                    kwargs.setdefault(key, value)
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    if callable(name):
+        return decorate(name, name.__name__)
+    return lambda fn: decorate(fn, name or fn.__name__)
+
+
+def bind(selector: str, value: Any) -> None:
+    """Binds `scope.param = value` like a line of a gin config."""
+    scope, param = selector.rsplit(".", 1)
+    _BINDINGS.setdefault(scope, {})[param] = value
+
+
+def _install() -> None:
+    if "gin" in sys.modules and getattr(sys.modules["gin"], "_mtlens_shim", False):
+        return
+    gin = types.ModuleType("gin")
+    gin._mtlens_shim = True  # type: ignore[attr-defined]
+    gin.configurable = _configurable  # type: ignore[attr-defined]
+    gin.REQUIRED = REQUIRED  # type: ignore[attr-defined]
+    gin_tf = types.ModuleType("gin.tf")
+    gin.tf = gin_tf  # type: ignore[attr-defined]
+    sys.modules["gin"] = gin
+    sys.modules["gin.tf"] = gin_tf
+
+
+def load(name: str) -> types.ModuleType:
+    """Returns `disentanglement_lib.evaluation.metrics.<name>` imported under the shim."""
+    _install()
+    module = importlib.import_module(f"disentanglement_lib.evaluation.metrics.{name}")
+    utils = importlib.import_module("disentanglement_lib.evaluation.metrics.utils")
+    # The unsupervised_study_v1 metric configs: histogram discretiser with 20 bins, FactorVAE pruning at 0.05.
+    bind("discretizer.num_bins", 20)
+    bind("discretizer.discretizer_fn", utils._histogram_discretize)
+    bind("histogram_discretizer.num_bins", 20)
+    if name == "factor_vae":
+        bind("prune_dims.threshold", 0.05)
+    return module
