@@ -442,7 +442,7 @@ def test_learnable_state_round_trip(name: str) -> None:
 
 
 def test_device_mismatch_is_a_clear_error() -> None:
-    m = UncertaintyWeighting(2)
-    m.device = torch.device("meta")
+    m = UncertaintyWeighting(2, device="meta")
+    assert m.log_var.device.type == "meta"
     with pytest.raises(MtlensError, match="device="):
         m.weighted_loss(torch.ones(2))

@@ -35,10 +35,12 @@ class LearnableWeighting(LossWeighting):
         return values.to(device=self.device, dtype=torch.float32).clone().requires_grad_(True)
 
     def _check_device(self, losses: torch.Tensor) -> None:
-        if losses.device != self.device:
+        # The parameters' own device is concrete ("cuda:0"), unlike a requested "cuda".
+        where = self.parameters()[0].device if self.parameters() else self.device
+        if losses.device != where:
             raise MtlensError(
                 f"{self.name}: the losses are on {losses.device} but the method's parameters are on "
-                f"{self.device}; create the method with device='{losses.device}' or call .to('{losses.device}')"
+                f"{where}; create the method with device='{losses.device}' or call .to('{losses.device}')"
             )
 
     def to(self, device: str | torch.device) -> "LearnableWeighting":
