@@ -148,7 +148,8 @@ def _batch(seed: int = 0):  # type: ignore[no-untyped-def]
 def test_recorder_matches_direct_measures_every_k_steps() -> None:
     enc, heads, z, losses = _batch()
     shared = list(enc.parameters())
-    jac = torch.stack([torch.cat([g.flatten() for g in torch.autograd.grad(l, shared, retain_graph=True)]) for l in losses])
+    rows = [torch.autograd.grad(l, shared, retain_graph=True) for l in losses]
+    jac = torch.stack([torch.cat([g.flatten() for g in row]) for row in rows])
     jz = torch.stack([torch.autograd.grad(l, [z], retain_graph=True)[0] for l in losses])
     rec = ChallengeRecorder(every=10, prefix="challenge/")
     assert rec.on_step(3, losses, shared, z) is None

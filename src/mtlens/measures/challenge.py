@@ -141,7 +141,9 @@ def ranking_similarity(
     and |S - 0.5|, for one measure's score and one test performance per run."""
     s, p = _vector(scores, "the measure score"), _vector(performance, "the performance")
     if s.shape != p.shape:
-        raise MtlensError(f"ranking similarity: {s.numel()} measure scores but {p.numel()} performances; give one per run")
+        raise MtlensError(
+            f"ranking similarity: {s.numel()} measure scores but {p.numel()} performances; give one per run"
+        )
     n = s.numel()
     if n < 2:
         raise MtlensError(f"ranking similarity: needs at least 2 runs to compare orderings, got {n}")

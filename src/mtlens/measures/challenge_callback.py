@@ -39,7 +39,9 @@ class ChallengeRecorder:
             raise MtlensError(f"ChallengeRecorder: every must be >= 1, got {every}")
         unknown = [m for m in measures if m not in MEASURES]
         if unknown or not measures:
-            raise MtlensError(f"ChallengeRecorder: unknown measures {unknown or '[]'}; choose from {', '.join(MEASURES)}")
+            raise MtlensError(
+                f"ChallengeRecorder: unknown measures {unknown or '[]'}; choose from {', '.join(MEASURES)}"
+            )
         self.every = int(every)
         self.measures = tuple(dict.fromkeys(measures))
         self.prefix = prefix
