@@ -1,0 +1,98 @@
+"""Seed 003 §4.1: MNIST digit1-vs-digit2 binary tasks, each on its own inputs.
+
+Construction (seed 003 §4.1 and Appendix A.1): each task distinguishes two distinct randomly selected digits;
+digits are drawn without replacement within a task and with replacement across tasks (45 possible tasks);
+a task's training and test sets are the MNIST train and test sets restricted to its two digits; pixels in
+[0, 1]; one sigmoid output per task. The tasks therefore have different inputs, and the set is a
+TaskGroupData (per task its own train/test data), not one shared dataset.
+
+Pairs are stored as (a, b) with a < b; the target is 1 for digit b and 0 for digit a.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from mtlens.data.mnist import IMAGE_SIDE, DigitImages, load_mnist
+from mtlens.data.multitask import MultiTaskDataset
+from mtlens.data.registry import DATASETS
+from mtlens.data.task_groups import TaskGroupData
+from mtlens.data.tasks import TaskSpec
+from mtlens.errors import MtlensError
+
+
+def draw_digit_pairs(n_tasks: int, seed: int = 0) -> tuple[tuple[int, int], ...]:
+    """Returns n_tasks seeded pairs (a, b), a < b: distinct digits within a pair, pairs may repeat across tasks."""
+    if isinstance(n_tasks, bool) or not isinstance(n_tasks, (int, np.integer)) or n_tasks < 1:
+        raise MtlensError(f"digit_pairs: n_tasks must be a positive integer, got {n_tasks!r}")
+    rng = np.random.default_rng(seed)
+    return tuple(tuple(sorted(int(d) for d in rng.choice(10, size=2, replace=False))) for _ in range(n_tasks))  # type: ignore[misc]
+
+
+def _validate_pairs(pairs: Sequence[Sequence[int]]) -> tuple[tuple[int, int], ...]:
+    if len(pairs) == 0:
+        raise MtlensError("digit_pairs: give at least one pair of digits")
+    out = []
+    for j, pair in enumerate(pairs):
+        p = tuple(pair)
+        ok = len(p) == 2 and all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and 0 <= d <= 9 for d in p)
+        if not ok or p[0] == p[1]:
+            raise MtlensError(f"digit_pairs: pair {j} is {list(p)}; a pair is two different digits 0..9")
+        out.append((min(int(p[0]), int(p[1])), max(int(p[0]), int(p[1]))))
+    return tuple(out)
+
+
+def _pair_dataset(
+    x: torch.Tensor, y: np.ndarray, pair: tuple[int, int], spec: TaskSpec, keep: int | None, rng: np.random.Generator
+) -> MultiTaskDataset:
+    """Returns the one-task dataset of the images of the pair's digits (a seeded subset of `keep` when given)."""
+    rows = np.flatnonzero(np.isin(y, pair))
+    if keep is not None and keep < len(rows):
+        rows = np.sort(rng.choice(rows, size=keep, replace=False))
+    labels = y[rows]
+    targets = torch.from_numpy((labels == pair[1]).astype(np.float32)[:, None])
+    return MultiTaskDataset(x[rows], targets, (spec,), factors=labels[:, None])
+
+
+def build_digit_pairs(
+    data_dir: str | os.PathLike[str] | None = None,
+    seed: int = 0,
+    n_tasks: int = 2,
+    pairs: Sequence[Sequence[int]] | None = None,
+    n: int | None = None,
+    digits: DigitImages | None = None,
+) -> TaskGroupData:
+    """Returns per-task binary digit-pair data: n_tasks seeded pairs (or the given `pairs`).
+
+    n: at most this many training images per task (a seeded subset); the test sets are kept whole.
+    """
+    chosen = _validate_pairs(pairs) if pairs is not None else draw_digit_pairs(n_tasks, seed)
+    if n is not None and n < 1:
+        raise MtlensError(f"digit_pairs: n (training images per task) must be >= 1, got {n}")
+    digits = digits if digits is not None else load_mnist(data_dir)
+    rng = np.random.default_rng([seed, 1])
+    specs, train, test = [], [], []
+    for j, pair in enumerate(chosen):
+        spec = TaskSpec(f"t{j}_{pair[0]}v{pair[1]}", "binary")
+        tr = _pair_dataset(digits.train_x, digits.train_y, pair, spec, n, rng)
+        te = _pair_dataset(digits.test_x, digits.test_y, pair, spec, None, rng)
+        if len(tr) == 0 or len(te) == 0:
+            raise MtlensError(
+                f"digit_pairs: digits {pair[0]} and {pair[1]} have no images in the "
+                f"{'training' if len(tr) == 0 else 'test'} set ({digits.source}); choose other pairs"
+            )
+        specs.append(spec)
+        train.append(tr)
+        test.append(te)
+    info = {"pairs": [list(p) for p in chosen], "positive_class": "the larger digit b of (a, b)", "factors": ["digit"]}
+    shape = (1, IMAGE_SIDE, IMAGE_SIDE)
+    return TaskGroupData(
+        "digit_pairs", tuple(specs), tuple(train), tuple(test), tuple(shape for _ in chosen), digits.source, info
+    )
+
+
+DATASETS.add("digit_pairs", build_digit_pairs)

@@ -1,0 +1,275 @@
+"""Shared-input digit task sets of seed 001 (§V): MultiMNIST and Grouped-MNIST, on MNIST or its stand-in.
+
+MultiMNIST (seed 001 §V-A, after Sabour et al. 2017, "Dynamic Routing between Capsules", §6): each image
+overlays two digits of different classes from the same MNIST part, each shifted independently by up to
+`max_shift` pixels in each direction on a larger canvas. Sabour's generator pads 28x28 digits by 4 px to
+36x36, draws integer shifts uniformly in [-4, 4] and merges the pair as the sum clipped at 255 (preset
+"sabour2017"). Seed 001 feeds 784 inputs to its MultiMNIST encoder (Table II), i.e. 28x28 images; its
+authors' code shrinks each digit (scale 0.5-0.7), translates it by up to 20 % and merges by the pixel-wise
+maximum -- preset "ijcnn2022" approximates that with 18x18 digits shifted by up to 5 px on 28x28, max merge.
+Tasks: "digit_1" (the base digit) and "digit_2" (the one laid over it), 10 classes each (Table IV).
+
+Grouped-MNIST (seed 001 §V-B): task j asks which digit of group j the image shows, or none of them; class
+i < |group j| is the digit at position i of group j, class |group j| is "none".
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mtlens.data.mnist import IMAGE_SIDE, DigitImages, load_mnist
+from mtlens.data.multitask import MultiTaskDataset, split_indices
+from mtlens.data.registry import DATASETS
+from mtlens.data.task_groups import TaskSplits
+from mtlens.data.tasks import TaskSpec
+from mtlens.errors import MtlensError
+
+OVERLAYS = ("clip_sum", "max")
+MULTIMNIST_PRESETS: dict[str, dict[str, object]] = {
+    # Sabour et al. 2017 §6 and their generator: pad 4 -> 36x36, shifts in [-4, 4], sum clipped at 255
+    "sabour2017": {"canvas": 36, "digit_size": 28, "max_shift": 4, "overlay": "clip_sum"},
+    # seed 001 Table II (784 inputs); its authors' code: scale 0.5-0.7, translate 0.2, pixel-wise max
+    "ijcnn2022": {"canvas": 28, "digit_size": 18, "max_shift": 5, "overlay": "max"},
+}
+CHUNK = 8192  # images composed at once: bounds the temporary layers' memory
+
+# Seed 001 §V-B. "fig2_left": the four tasks the Results paragraph reads off Fig. 2 (first column).
+# "fig3_middle": six tasks of 4 digits; the text names [7,3,8,0], [7,3,8,5] and [2,9,1,6] of Fig. 3 (middle),
+# and the authors' 6-group pattern (GROUP_PATTERNS["6x4"]) admits exactly one completion of those three.
+# "text_example": the tasks T1, T2, T3 the section uses to explain the construction.
+GROUP_PRESETS: dict[str, tuple[tuple[int, ...], ...]] = {
+    "fig2_left": ((2, 9, 4), (2, 9, 0), (8, 7, 3), (8, 7, 5)),
+    "fig3_middle": ((2, 9, 4, 0), (2, 9, 4, 5), (2, 9, 1, 6), (7, 3, 1, 6), (7, 3, 8, 0), (7, 3, 8, 5)),
+    "text_example": ((2, 6, 0), (2, 6, 9), (4, 8, 3)),
+}
+# The group structures of the authors' code (jmachadofreitas/multitask-ijcnn2022, create_subgroups): positions
+# into a seeded permutation of the ten digits. "4x3" and "4x4" pair tasks sharing two / three digits (Fig. 2,
+# the Table V ablation); "6x4" chains six tasks with graded overlaps (Fig. 3).
+GROUP_PATTERNS: dict[str, tuple[tuple[int, ...], ...]] = {
+    "4x3": ((0, 1, 2), (0, 1, 3), (5, 6, 7), (5, 6, 8)),
+    "4x4": ((0, 1, 2, 3), (0, 1, 2, 4), (5, 6, 7, 8), (5, 6, 7, 9)),
+    "6x4": ((1, 2, 0, 3), (1, 2, 0, 8), (1, 2, 4, 9), (5, 6, 4, 9), (5, 6, 7, 3), (5, 6, 7, 8)),
+}
+
+
+# ---------------------------------------------------------------------------------------------- MultiMNIST
+@dataclass(frozen=True)
+class OverlayPairs:
+    """Overlaid digit pairs: images [n,1,C,C], labels [n,2], source indices [n,2], digit top-left corners [n,2,2]."""
+
+    x: torch.Tensor
+    labels: np.ndarray
+    sources: np.ndarray
+    corners: np.ndarray
+
+
+def _check_geometry(canvas: int, digit_size: int, max_shift: int, overlay: str) -> None:
+    if overlay not in OVERLAYS:
+        raise MtlensError(f"multimnist: unknown overlay {overlay!r}; choose one of {', '.join(OVERLAYS)}")
+    if digit_size < 4 or max_shift < 0:
+        raise MtlensError(f"multimnist: need digit_size >= 4 and max_shift >= 0, got {digit_size}, {max_shift}")
+    if canvas < digit_size + 2 * max_shift:
+        raise MtlensError(
+            f"multimnist: a {digit_size}px digit shifted by up to {max_shift}px needs a canvas of at least "
+            f"{digit_size + 2 * max_shift}px, got {canvas}; enlarge the canvas or reduce max_shift"
+        )
+
+
+def overlay_pairs(
+    images: torch.Tensor,
+    labels: np.ndarray,
+    n: int,
+    seed: int,
+    *,
+    canvas: int = 36,
+    digit_size: int = 28,
+    max_shift: int = 4,
+    overlay: str = "clip_sum",
+) -> OverlayPairs:
+    """Returns n seeded overlays of two digits of different classes, each shifted by up to max_shift px.
+
+    Base digits run through seeded permutations of the images (each used once per pass, as in Sabour's
+    generator); the second digit is drawn uniformly among images of another class.
+    """
+    _check_geometry(canvas, digit_size, max_shift, overlay)
+    labels = np.asarray(labels, dtype=np.int64)
+    count = len(labels)
+    if n < 1:
+        raise MtlensError(f"multimnist: need n >= 1 images, got {n}")
+    if count == 0 or len(np.unique(labels)) < 2:
+        raise MtlensError("multimnist: the source images must hold at least two digit classes")
+    rng = np.random.default_rng(seed)
+    passes = -(-n // count)
+    base = np.concatenate([rng.permutation(count) for _ in range(passes)])[:n]
+    top = rng.integers(count, size=n)
+    same = labels[top] == labels[base]
+    while same.any():  # redraw (Sabour discards same-class candidates)
+        top[same] = rng.integers(count, size=int(same.sum()))
+        same = labels[top] == labels[base]
+    sources = np.stack([base, top], axis=1)
+    corners = (canvas - digit_size) // 2 + rng.integers(-max_shift, max_shift + 1, size=(n, 2, 2))
+
+    digits = images.float()
+    if digit_size != digits.shape[-1]:
+        digits = F.interpolate(digits, size=(digit_size, digit_size), mode="bilinear", antialias=True).clamp_(0, 1)
+    digits = digits[:, 0]
+    out = torch.empty((n, 1, canvas, canvas), dtype=torch.float32)
+    for start in range(0, n, CHUNK):
+        rows = slice(start, min(n, start + CHUNK))
+        layers = [_place(digits, sources[rows, k], corners[rows, k], canvas) for k in (0, 1)]
+        merged = (layers[0] + layers[1]).clamp_(max=1.0) if overlay == "clip_sum" else torch.maximum(*layers)
+        out[rows, 0] = merged
+    return OverlayPairs(out, labels[sources], sources, corners)
+
+
+def _place(digits: torch.Tensor, src: np.ndarray, corners: np.ndarray, canvas: int) -> torch.Tensor:
+    """Returns canvases [m, C, C] with digit src[i] pasted with its top-left corner at corners[i]."""
+    size = digits.shape[-1]
+    layer = torch.zeros((len(src), canvas, canvas), dtype=torch.float32)
+    # one slice assignment per distinct corner: at most (2 * max_shift + 1)^2 of them
+    unique, inverse = np.unique(corners, axis=0, return_inverse=True)
+    for k, (r, c) in enumerate(unique):
+        rows = np.flatnonzero(inverse.reshape(-1) == k)
+        layer[rows, r : r + size, c : c + size] = digits[src[rows]]
+    return layer
+
+
+def _resolve_multimnist_options(preset: str, overrides: dict[str, object]) -> dict[str, object]:
+    if preset not in MULTIMNIST_PRESETS:
+        raise MtlensError(f"multimnist: unknown preset {preset!r}; choose one of {', '.join(MULTIMNIST_PRESETS)}")
+    options = dict(MULTIMNIST_PRESETS[preset])
+    options.update({k: v for k, v in overrides.items() if v is not None})
+    return options
+
+
+def _check_fraction(name: str, value: float) -> None:
+    if not 0.0 <= value < 1.0:
+        raise MtlensError(f"{name}: val_fraction must be in [0, 1), got {value}")
+
+
+def build_multimnist(
+    data_dir: str | os.PathLike[str] | None = None,
+    seed: int = 0,
+    n: int | None = None,
+    n_test: int | None = None,
+    val_fraction: float = 0.1,
+    preset: str = "sabour2017",
+    canvas: int | None = None,
+    digit_size: int | None = None,
+    max_shift: int | None = None,
+    overlay: str | None = None,
+    digits: DigitImages | None = None,
+) -> TaskSplits:
+    """Returns MultiMNIST train/val/test splits: train and val overlay MNIST-train digits, test MNIST-test digits.
+
+    n / n_test: overlays generated (default: one per source image); val_fraction of the n goes to val.
+    `digits` replaces the images loaded from `data_dir` (for callers holding them already).
+    """
+    _check_fraction("multimnist", val_fraction)
+    options = _resolve_multimnist_options(
+        preset, {"canvas": canvas, "digit_size": digit_size, "max_shift": max_shift, "overlay": overlay}
+    )
+    digits = digits if digits is not None else load_mnist(data_dir)
+    parts = {}
+    for k, (name, count) in enumerate((("train", n), ("test", n_test))):
+        x, y = digits.split(name)
+        parts[name] = overlay_pairs(x, y, len(y) if count is None else count, seed * 2 + k, **options)  # type: ignore[arg-type]
+    tasks = (TaskSpec("digit_1", "multiclass", 10), TaskSpec("digit_2", "multiclass", 10))
+    train = parts["train"]
+    split = split_indices(len(train.labels), (1.0 - val_fraction, val_fraction, 0.0), seed=seed)
+
+    def dataset(p: OverlayPairs, rows: np.ndarray | slice) -> MultiTaskDataset:
+        lab = p.labels[rows]
+        return MultiTaskDataset(p.x[rows], torch.from_numpy(lab.astype(np.float32)), tasks, factors=lab)
+
+    info = {"preset": preset, **options, "factors": ["digit_1", "digit_2"]}
+    return TaskSplits(
+        "multimnist", tasks, dataset(train, split.train), dataset(train, split.val),
+        dataset(parts["test"], slice(None)), tuple(train.x.shape[1:]), digits.source, info,
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------ Grouped-MNIST
+def _validate_groups(groups: Sequence[Sequence[int]]) -> tuple[tuple[int, ...], ...]:
+    out = []
+    if len(groups) == 0:
+        raise MtlensError("grouped_mnist: a layout needs at least one group of digits")
+    for j, group in enumerate(groups):
+        g = tuple(group)
+        if len(g) == 0 or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or not 0 <= d <= 9 for d in g):
+            raise MtlensError(f"grouped_mnist: group {j} is {list(g)}; a group is a non-empty list of digits 0..9")
+        if len(set(g)) != len(g):
+            raise MtlensError(f"grouped_mnist: group {j} is {list(g)}; a digit may appear only once in a group")
+        out.append(tuple(int(d) for d in g))
+    return tuple(out)
+
+
+def group_layout(layout: str | Sequence[Sequence[int]], layout_seed: int = 0) -> tuple[tuple[int, ...], ...]:
+    """Returns the digit groups of a preset name, a pattern name (digits from a seeded permutation), or a list."""
+    if isinstance(layout, str):
+        if layout in GROUP_PRESETS:
+            return GROUP_PRESETS[layout]
+        if layout in GROUP_PATTERNS:
+            perm = np.random.default_rng(layout_seed).permutation(10)
+            return tuple(tuple(int(perm[p]) for p in g) for g in GROUP_PATTERNS[layout])
+        names = ", ".join([*GROUP_PRESETS, *GROUP_PATTERNS])
+        raise MtlensError(f"grouped_mnist: unknown layout {layout!r}; choose one of {names}, or give a list of groups")
+    return _validate_groups(layout)
+
+
+def group_targets(labels: np.ndarray, groups: Sequence[Sequence[int]]) -> np.ndarray:
+    """Returns targets [N, T] (int64): the position of the digit in group j, or len(group j) ("none")."""
+    labels = np.asarray(labels, dtype=np.int64)
+    out = np.empty((len(labels), len(groups)), dtype=np.int64)
+    for j, group in enumerate(groups):
+        lookup = np.full(10, len(group), dtype=np.int64)
+        lookup[list(group)] = np.arange(len(group))
+        out[:, j] = lookup[labels]
+    return out
+
+
+def grouped_tasks(groups: Sequence[Sequence[int]]) -> tuple[TaskSpec, ...]:
+    """Returns one multiclass TaskSpec per group, with |group| + 1 classes, named like "t0_294"."""
+    return tuple(
+        TaskSpec(f"t{j}_{''.join(map(str, g))}", "multiclass", len(g) + 1) for j, g in enumerate(groups)
+    )
+
+
+def build_grouped_mnist(
+    data_dir: str | os.PathLike[str] | None = None,
+    seed: int = 0,
+    layout: str | Sequence[Sequence[int]] = "fig2_left",
+    layout_seed: int = 0,
+    n: int | None = None,
+    val_fraction: float = 0.1,
+    digits: DigitImages | None = None,
+) -> TaskSplits:
+    """Returns Grouped-MNIST splits: train/val from MNIST train (a seeded subset of n when given), test = MNIST test."""
+    _check_fraction("grouped_mnist", val_fraction)
+    groups = group_layout(layout, layout_seed)
+    tasks = grouped_tasks(groups)
+    digits = digits if digits is not None else load_mnist(data_dir)
+    split = split_indices(len(digits.train_y), (1.0 - val_fraction, val_fraction, 0.0), seed=seed, subset=n)
+
+    def dataset(x: torch.Tensor, y: np.ndarray) -> MultiTaskDataset:
+        return MultiTaskDataset(x, torch.from_numpy(group_targets(y, groups).astype(np.float32)), tasks, factors=y[:, None])
+
+    info = {"layout": layout if isinstance(layout, str) else "custom", "groups": [list(g) for g in groups],
+            "none_class": "index len(group)", "factors": ["digit"]}  # fmt: skip
+    return TaskSplits(
+        "grouped_mnist", tasks,
+        dataset(digits.train_x[split.train], digits.train_y[split.train]),
+        dataset(digits.train_x[split.val], digits.train_y[split.val]),
+        dataset(digits.test_x, digits.test_y),
+        (1, IMAGE_SIDE, IMAGE_SIDE), digits.source, info,
+    )  # fmt: skip
+
+
+DATASETS.add("multimnist", build_multimnist)
+DATASETS.add("grouped_mnist", build_grouped_mnist)
