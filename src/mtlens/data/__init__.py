@@ -4,6 +4,7 @@ from mtlens.data.base import FactorDataset, Source
 from mtlens.data.paths import resolve_data_dir
 from mtlens.data.registry import DATASETS
 from mtlens.data import tiny  # noqa: F401  (registers)
+from mtlens.data import mpi3d  # noqa: F401
 from mtlens.data import dsprites  # noqa: F401
 from mtlens.data import mnist, digit_tasks, digit_pairs, tabular  # noqa: F401  (register digit and UCI sets)
 from mtlens.data import shapes3d  # noqa: F401
