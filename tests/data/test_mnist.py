@@ -120,6 +120,8 @@ def test_load_mnist_rejects_inconsistent_files(tmp_path: Path) -> None:
 def test_stand_in_shape_dtype_range_and_centring(tmp_path: Path) -> None:
     d = load_mnist(tmp_path)  # an empty data directory: no IDX files
     assert d.source.kind == "stand-in" and "load_digits" in d.source.detail
+    desc = d.describe()
+    assert (desc["num_images"], desc["image_shape"], desc["train_class_counts"][0]) == (1797, [1, 28, 28], 153)  # 178 zeros, 6/7 in train
     assert d.train_x.shape == (1540, 1, 28, 28) and d.test_x.shape == (257, 1, 28, 28)
     assert d.train_x.dtype == torch.float32 and d.train_y.dtype == np.int64
     x = torch.cat([d.train_x, d.test_x])

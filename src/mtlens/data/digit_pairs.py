@@ -88,7 +88,7 @@ def build_digit_pairs(
         specs.append(spec)
         train.append(tr)
         test.append(te)
-    info = {"pairs": [list(p) for p in chosen], "positive_class": "the larger digit b of (a, b)", "factors": ["digit"]}
+    info = {"pairs": [list(p) for p in chosen], "positive_class": "the larger digit b of (a, b)", "factor_names": ["digit"]}
     shape = (1, IMAGE_SIDE, IMAGE_SIDE)
     return TaskGroupData(
         "digit_pairs", tuple(specs), tuple(train), tuple(test), tuple(shape for _ in chosen), digits.source, info

@@ -188,7 +188,7 @@ def build_multimnist(
         lab = p.labels[rows]
         return MultiTaskDataset(p.x[rows], torch.from_numpy(lab.astype(np.float32)), tasks, factors=lab)
 
-    info = {"preset": preset, **options, "factors": ["digit_1", "digit_2"]}
+    info = {"preset": preset, **options, "factor_names": ["digit_1", "digit_2"]}
     return TaskSplits(
         "multimnist", tasks, dataset(train, split.train), dataset(train, split.val),
         dataset(parts["test"], slice(None)), tuple(train.x.shape[1:]), digits.source, info,
@@ -261,7 +261,7 @@ def build_grouped_mnist(
         return MultiTaskDataset(x, torch.from_numpy(group_targets(y, groups).astype(np.float32)), tasks, factors=y[:, None])
 
     info = {"layout": layout if isinstance(layout, str) else "custom", "groups": [list(g) for g in groups],
-            "none_class": "index len(group)", "factors": ["digit"]}  # fmt: skip
+            "none_class": "index len(group)", "factor_names": ["digit"]}  # fmt: skip
     return TaskSplits(
         "grouped_mnist", tasks,
         dataset(digits.train_x[split.train], digits.train_y[split.train]),

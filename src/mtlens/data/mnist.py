@@ -122,6 +122,7 @@ class DigitImages:
         """Returns a JSON-able summary: sizes, image shape, class counts and source."""
         return {
             "name": "mnist",
+            "num_images": int(len(self.train_y) + len(self.test_y)),
             "num_train": int(len(self.train_y)),
             "num_test": int(len(self.test_y)),
             "image_shape": list(self.train_x.shape[1:]),

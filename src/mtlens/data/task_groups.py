@@ -48,7 +48,8 @@ class TaskSplits:
             "name": self.name,
             "tasks": [{"name": t.name, "kind": t.kind, "num_classes": t.num_classes} for t in self.tasks],
             "sizes": {s: len(self[s]) for s in SPLITS},
-            "input_shape": list(self.input_shape),
+            "num_images": sum(len(self[s]) for s in SPLITS),
+            "image_shape": list(self.input_shape),
             "source": str(self.source),
             **self.info,
         }
