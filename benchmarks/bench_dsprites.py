@@ -58,8 +58,9 @@ def main() -> None:
 
     t = time.perf_counter()
     table = shape_masks()
-    print(json.dumps({"bench": "dsprites", "what": "mask_table_build", "seconds": round(time.perf_counter() - t, 3),
-                      "variants": int(table.counts.size), "megabytes": round(table.offsets.nbytes / 2**20, 1)}))
+    build = {"seconds": round(time.perf_counter() - t, 3), "variants": int(table.counts.size),
+             "megabytes": round(table.offsets.nbytes / 2**20, 1)}
+    print(json.dumps({"bench": "dsprites", "what": "mask_table_build", **build}))
     ds = DSprites(renderer="procedural")
     n_total = int(np.prod(FACTOR_SIZES))
     file_idx = rng.choice(n_total, size=args.file_images, replace=False)
@@ -79,12 +80,14 @@ def main() -> None:
             file_batches = [rng.integers(0, args.file_images, batch) for _ in range(k)]
             rend = rate(ds.images, grid_batches)
             row = {"bench": "dsprites", "batch": batch, "images": k * batch}
-            print(json.dumps({**row, "what": "procedural", "images_per_s": round(rend[0]), "cpu_images_per_s": round(rend[1])}))
+            rates = {"images_per_s": round(rend[0]), "cpu_images_per_s": round(rend[1])}
+            print(json.dumps({**row, "what": "procedural", **rates}))
             for name, fn in (("file_uint8_mmap", read_plain), ("file_packed_mmap", read_packed)):
                 peer = rate(fn, file_batches)
-                print(json.dumps({**row, "what": name, "images_per_s": round(peer[0]), "cpu_images_per_s": round(peer[1]),
-                                  "ratio_renderer_over_file": round(rend[0] / peer[0], 3),
-                                  "cpu_ratio_renderer_over_file": round(rend[1] / peer[1], 3)}))
+                rates = {"images_per_s": round(peer[0]), "cpu_images_per_s": round(peer[1])}
+                ratios = {"ratio_renderer_over_file": round(rend[0] / peer[0], 3),
+                          "cpu_ratio_renderer_over_file": round(rend[1] / peer[1], 3)}
+                print(json.dumps({**row, "what": name, **rates, **ratios}))
 
 
 if __name__ == "__main__":

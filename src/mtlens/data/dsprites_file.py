@@ -58,7 +58,9 @@ def _read_npy_header(path: Path, key: str, fp: object) -> tuple[tuple[int, ...],
             raise
         raise MtlensError(f"{path}: {key!r} is not a readable .npy array ({err}); is this the official file?") from None
     if dtype.hasobject:
-        raise MtlensError(f"{path}: {key!r} holds Python objects (dtype {dtype}); expected numbers, pickles are refused")
+        raise MtlensError(
+            f"{path}: {key!r} holds Python objects (dtype {dtype}); expected numbers, pickles are refused"
+        )
     return tuple(shape), bool(fortran), dtype
 
 
@@ -70,9 +72,11 @@ class DSpritesFile:
         try:
             zf = zipfile.ZipFile(self.path)
         except (OSError, zipfile.BadZipFile) as err:
-            raise MtlensError(f"{self.path}: cannot open as an .npz (zip) file ({err}); is this the official file?") from None
+            raise MtlensError(
+                f"{self.path}: cannot open as an .npz (zip) file ({err}); is this the official file?"
+            ) from None
         with zf:
-            members = {name[: -len(".npy")]: info for name, info in ((i.filename, i) for i in zf.infolist()) if name.endswith(".npy")}
+            members = {i.filename[: -len(".npy")]: i for i in zf.infolist() if i.filename.endswith(".npy")}
             require_keys(self.path, members, KEYS)
             headers = {}
             for key in KEYS:
@@ -111,7 +115,9 @@ class DSpritesFile:
                 raise MtlensError(f"{self.path}: {key!r} has {s[0]} rows but 'imgs' has {n}; the arrays must match")
         for key, (s, f, _, _) in headers.items():
             if f and len(s) > 1:
-                raise MtlensError(f"{self.path}: {key!r} is stored in Fortran order; expected C order (the official layout)")
+                raise MtlensError(
+                    f"{self.path}: {key!r} is stored in Fortran order; expected C order (the official layout)"
+                )
         return n
 
     def _read_small(self, zf: zipfile.ZipFile, info: zipfile.ZipInfo, key: str) -> np.ndarray:
@@ -141,7 +147,9 @@ class DSpritesFile:
                     f"{[int(w[bad[0]]) for w in want]}; rows must run over the grid in C order (last factor fastest)"
                 )
         if expected is not None and sizes != tuple(expected):
-            raise MtlensError(f"{self.path}: the factor grid is {sizes}, expected {tuple(expected)} (the official dSprites grid)")
+            raise MtlensError(
+                f"{self.path}: the factor grid is {sizes}, expected {tuple(expected)} (the official dSprites grid)"
+            )
         return sizes
 
     def _value_table(self, classes: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -193,11 +201,14 @@ class DSpritesFile:
                     count = min(_CHUNK, n - start)
                     raw = fp.read(count * 4096)
                     if len(raw) != count * 4096:
-                        raise MtlensError(f"{self.path}: 'imgs' ends after {start + len(raw) // 4096} of {n} images; the file is truncated")
+                        got = start + len(raw) // 4096
+                        raise MtlensError(f"{self.path}: 'imgs' ends after {got} of {n} images; the file is truncated")
                     chunk = np.frombuffer(raw, dtype=np.uint8).reshape(count, 4096)
                     if chunk.max() > 1:
                         bad = start + int(np.flatnonzero(chunk.max(axis=1) > 1)[0])
-                        raise MtlensError(f"{self.path}: 'imgs' image {bad} has values above 1; expected binary images (0/1)")
+                        raise MtlensError(
+                            f"{self.path}: 'imgs' image {bad} has values above 1; expected binary images (0/1)"
+                        )
                     out[start : start + count] = np.packbits(chunk, axis=1)
             out.flush()
             del out

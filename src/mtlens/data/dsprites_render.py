@@ -82,7 +82,9 @@ def draw(shape: int, scale: float, orientation: float, cx: float, cy: float, siz
     return _inside_rotated(shape, scale, orientation, xx - cx, -(yy - cy))
 
 
-def _inside_rotated(shape: int, scale: float, theta: np.ndarray | float, dx: np.ndarray, dy_up: np.ndarray) -> np.ndarray:
+def _inside_rotated(
+    shape: int, scale: float, theta: np.ndarray | float, dx: np.ndarray, dy_up: np.ndarray
+) -> np.ndarray:
     """Returns whether offsets (dx right, dy_up up) from the centre fall inside the rotated, scaled shape."""
     c, s = np.cos(theta), np.sin(theta)
     u = (dx * c + dy_up * s) / scale
