@@ -190,7 +190,9 @@ def _broken(kind: str) -> dict[str, np.ndarray]:
     elif kind == "shape":
         a["imgs"] = a["imgs"][:, :32]
     elif kind == "dtype":
-        a["imgs"] = a["imgs"].astype(np.float32)
+        a["imgs"] = a["imgs"].astype(np.int8)
+    elif kind == "wide":
+        a["imgs"] = a["imgs"].astype(np.uint16)
     elif kind == "classes_dtype":
         a["latents_values"] = a["latents_values"].astype(np.float32)
     elif kind == "rows":
@@ -202,6 +204,7 @@ def _broken(kind: str) -> dict[str, np.ndarray]:
         a["latents_classes"][7, 5] = 0
     elif kind == "values":
         a["latents_values"] = a["latents_values"].copy()
+        a["latents_values"][5, 2] += 1e-14  # float noise is accepted
         a["latents_values"][9, 2] = 0.55
     elif kind == "nonbinary":
         a["imgs"] = a["imgs"].copy()
@@ -214,7 +217,8 @@ def _broken(kind: str) -> dict[str, np.ndarray]:
     [
         ("missing", r"missing key\(s\) latents_values; expected imgs, latents_values, latents_classes"),
         ("shape", r"'imgs' has shape \(2880, 32, 64\), expected \(N, 64, 64\)"),
-        ("dtype", r"'imgs' has dtype float32, expected unsigned integer"),
+        ("dtype", r"'imgs' has dtype int8, expected unsigned integer"),
+        ("wide", r"'imgs' has dtype uint16, expected uint8"),
         ("classes_dtype", r"'latents_values' has dtype float32, expected float64"),
         ("rows", r"'latents_classes' has 2879 rows but 'imgs' has 2880"),
         ("order", r"row 0 is \[0, 2, 5, 39, 1, 1\], expected \[0, 0, 0, 0, 0, 0\]; rows must run over the grid in C"),
