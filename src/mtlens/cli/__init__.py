@@ -40,18 +40,19 @@ def _register_groups() -> None:
 def main(argv: list[str] | None = None) -> None:
     """Runs the CLI; returns only through SystemExit (0 on success, 2 on a user error)."""
     _register_groups()
+    exceptions = _click_exceptions()
     try:
-        app(args=argv, standalone_mode=False)
+        # With standalone_mode=False, click returns the code of a `typer.Exit` instead of raising it.
+        code = app(args=argv, standalone_mode=False)
     except MtlensError as err:
         print(f"error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
-    except typer.Exit as err:
-        raise SystemExit(err.exit_code) from None
-    except _click_exceptions().ClickException as err:  # usage errors: one line, exit 2, like MtlensError
+    except exceptions.ClickException as err:  # usage errors: one line, exit 2, like MtlensError
         print(f"error: {err.format_message()}", file=sys.stderr)
         raise SystemExit(2) from None
-    except _click_exceptions().Abort:
+    except getattr(exceptions, "Abort", KeyboardInterrupt):
         raise SystemExit(130) from None
+    raise SystemExit(code if isinstance(code, int) else 0)
 
 
 def _click_exceptions():  # type: ignore[no-untyped-def]

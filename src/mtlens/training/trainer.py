@@ -26,9 +26,9 @@ from mtlens.training.progress import progress_bar
 
 
 class StepCallback(Protocol):
-    """Called before the method's backward (the graph is still whole); returns values to log or None."""
+    """Called every step before the method's backward (the graph is still whole); returns values to log or None."""
 
-    def before_backward(self, step: int, losses: torch.Tensor, shared: list[torch.Tensor], z: torch.Tensor) -> Mapping[str, float] | None: ...
+    def on_step(self, step: int, losses: torch.Tensor, shared: list[torch.Tensor], z: torch.Tensor) -> Mapping[str, float] | None: ...
 
 
 class MetricSink(Protocol):
@@ -82,6 +82,8 @@ class Trainer:
             raise MtlensError(f"method {self.method.name} is for {self.method.n_tasks} tasks, the model trains {n_active}")
         self.device = resolve_device(self.config.device)
         self.model.to(self.device)
+        if callable(getattr(self.method, "to", None)):
+            self.method.to(self.device)  # learnable method weights live beside the model
         params = [p for p in self.model.parameters() if p.requires_grad] + list(self.method.parameters())
         self.optimizer = torch.optim.Adam(params, lr=self.config.lr, betas=tuple(self.config.betas))
         self.epoch = 0
@@ -139,7 +141,7 @@ class Trainer:
             self._fail(losses)
         shared = list(self.model.shared_parameters())
         for cb in self.callbacks:
-            logged = cb.before_backward(self.global_step, losses, shared, z)
+            logged = cb.on_step(self.global_step, losses, shared, z)
             if logged:
                 self._log(logged)
         self.method.backward(losses, shared, z, list(self.model.task_parameters()))
