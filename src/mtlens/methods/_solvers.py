@@ -1,7 +1,7 @@
 """Small solvers on the [T, T] Gram matrix of the task gradients (float64 numpy, T is at most a few dozen).
 
-- `min_norm_weights`: the minimum-norm point of the convex hull of the gradients (MGDA), by the Frank-Wolfe
-  iteration of Sener & Koltun (2018, Algorithm 2) followed by an exact active-set finish.
+- `min_norm_weights`: the minimum-norm point of the convex hull of the gradients (MGDA): exactly, by Wolfe's
+  min-norm-point algorithm, or by the Frank-Wolfe iteration of Sener & Koltun (2018, Algorithm 2).
 - `nash_weights`: the Nash bargaining weights of Navon et al. (2022): alpha > 0 with G alpha = 1 / alpha.
 - `cagrad_weights`: the dual sub-problem of CAGrad (Liu et al. 2021) on the simplex, with scipy's SLSQP as the
   authors' code does.
@@ -30,13 +30,8 @@ def _fw_step(gram: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, float, fl
     return alpha + step, gamma, gap
 
 
-def _active_set_finish(gram: np.ndarray, alpha: np.ndarray, tol: float) -> np.ndarray | None:
-    """Returns the exact minimiser on the support of `alpha` when it satisfies the KKT conditions, else None.
-
-    On the support S the minimum of a^T G a over sum(a) = 1 solves [G_SS 1; 1^T 0][a; -mu] = [0; 1]; it is the
-    global minimum over the simplex when a_S >= 0 and (G a)_j >= mu off the support.
-    """
-    support = np.flatnonzero(alpha > 1e-10)
+def _affine_min_norm(gram: np.ndarray, support: list[int]) -> np.ndarray:
+    """Returns the weights (sum 1) of the minimum-norm point of the affine hull of the support's gradients."""
     k = len(support)
     kkt = np.zeros((k + 1, k + 1))
     kkt[:k, :k] = gram[np.ix_(support, support)]
@@ -45,42 +40,64 @@ def _active_set_finish(gram: np.ndarray, alpha: np.ndarray, tol: float) -> np.nd
     rhs = np.zeros(k + 1)
     rhs[k] = 1.0
     sol, *_ = np.linalg.lstsq(kkt, rhs, rcond=None)
-    if not np.all(np.isfinite(sol)) or np.any(sol[:k] < 0.0):
-        return None
-    exact = np.zeros_like(alpha)
-    exact[support] = sol[:k]
-    if abs(exact.sum() - 1.0) > 1e-9:
-        return None
-    g_exact = gram @ exact
-    value = float(exact @ g_exact)
-    scale = max(float(np.max(np.diag(gram))), 1e-300)
-    if np.min(g_exact) < value - tol * scale:  # a vertex off the support still decreases the norm
-        return None
-    return exact
+    return sol[:k]
 
 
-def min_norm_weights(gram: np.ndarray, max_iter: int = 250, tol: float = 1e-5) -> np.ndarray:
-    """Returns the simplex weights alpha minimising |sum_i alpha_i g_i|^2 for the Gram matrix G = [g_i . g_j].
+def wolfe_min_norm(gram: np.ndarray, tol: float = 1e-12, max_iter: int = 1000) -> np.ndarray:
+    """Returns the exact minimum-norm simplex weights by Wolfe's (1976) min-norm-point algorithm on the Gram matrix.
 
-    Frank-Wolfe from the uniform point with exact line search (Sener & Koltun 2018, Algorithm 2; `max_iter`
-    250 and the stopping threshold 1e-5 on the step are those of their code), then the exact minimiser on
-    the support found, kept when it passes the KKT check and is no worse: Frank-Wolfe alone converges as
-    O(1/k) when the optimum lies on a face, the finish makes the result the minimum-norm point to rounding.
+    A corral S of gradients is grown by the vertex most opposed to the current point x while <x, g_j> < |x|^2,
+    and the point is moved to the min-norm point of S's affine hull, dropping gradients whose weight would turn
+    negative; it ends in finitely many steps at the point whose KKT conditions hold.
     """
     n = gram.shape[0]
-    alpha = np.full(n, 1.0 / n)
-    scale = max(float(np.max(np.diag(gram))), 0.0)
-    if scale == 0.0:  # every gradient is zero: every convex combination is the minimum
-        return alpha
+    scale = max(float(np.max(np.diag(gram))), 1e-300)
+    first = int(np.argmin(np.diag(gram)))
+    support, lam = [first], np.array([1.0])
     for _ in range(max_iter):
-        new, gamma, gap = _fw_step(gram, alpha)
-        converged = gap <= 1e-12 * scale or np.abs(new - alpha).sum() < tol
+        x_dots = gram[:, support] @ lam  # <x, g_i> for every i
+        norm_sq = float(lam @ x_dots[support])
+        j = int(np.argmin(x_dots))
+        if x_dots[j] >= norm_sq - tol * scale or j in support:
+            break
+        support.append(j)
+        lam = np.append(lam, 0.0)
+        while True:  # minor cycle: move towards the affine min-norm point, staying in the simplex
+            alpha = _affine_min_norm(gram, support)
+            if np.all(alpha > 1e-15):
+                lam = alpha
+                break
+            neg = alpha <= 1e-15
+            theta = float(np.min(lam[neg] / np.maximum(lam[neg] - alpha[neg], 1e-300)))
+            lam = np.clip(lam + theta * (alpha - lam), 0.0, None)
+            keep = lam > 1e-15
+            support = [s for s, k in zip(support, keep) if k]
+            lam = lam[keep] / lam[keep].sum()
+    weights = np.zeros(n)
+    weights[support] = lam
+    return weights
+
+
+def min_norm_weights(gram: np.ndarray, solver: str = "exact", max_iter: int = 250, tol: float = 1e-5) -> np.ndarray:
+    """Returns the simplex weights alpha minimising |sum_i alpha_i g_i|^2 for the Gram matrix G = [g_i . g_j].
+
+    solver="exact": Wolfe's min-norm-point algorithm (finite, exact to rounding). solver="frank_wolfe": the
+    iteration of Sener & Koltun (2018, Algorithm 2) from the uniform point with exact line search, stopped
+    after `max_iter` = 250 steps or when the weights move by less than `tol` = 1e-5 (their code's values);
+    it converges as O(1/k) when the optimum lies on a face, so it can stop visibly short of the minimum.
+    """
+    n = gram.shape[0]
+    if float(np.max(np.diag(gram))) <= 0.0:  # every gradient is zero: every convex combination is the minimum
+        return np.full(n, 1.0 / n)
+    if solver == "exact":
+        return wolfe_min_norm(gram)
+    alpha = np.full(n, 1.0 / n)
+    for _ in range(max_iter):
+        new, _, gap = _fw_step(gram, alpha)
+        converged = gap <= 0.0 or np.abs(new - alpha).sum() < tol
         alpha = new
         if converged:
             break
-    exact = _active_set_finish(gram, alpha, tol=1e-9)
-    if exact is not None and exact @ gram @ exact <= alpha @ gram @ alpha + 1e-12 * scale:
-        alpha = exact
     return alpha
 
 
@@ -102,13 +119,17 @@ def nash_weights(
     def f(x: np.ndarray) -> float:
         return 0.5 * float(x @ gram @ x) - float(np.sum(np.log(x)))
 
+    unbounded = MtlensError(
+        f"{where}: the bargaining solution does not exist (the task gradients have a zero convex "
+        "combination: they conflict completely); use another method or level for these tasks"
+    )
     for _ in range(max_iter):
         grad = gram @ a - 1.0 / a
         hess = gram + np.diag(1.0 / a**2)
-        try:
+        try:  # H is positive definite for finite a; it turns singular only as a runs off to infinity
             step = -np.linalg.solve(hess, grad)
         except np.linalg.LinAlgError as err:
-            raise MtlensError(f"{where}: the Newton system of the bargaining solver is singular ({err})") from err
+            raise unbounded from err
         decrement = float(-grad @ step)
         if decrement <= 2.0 * tol:
             return a
@@ -121,10 +142,7 @@ def nash_weights(
             t *= 0.5
         a = a + t * step
         if np.max(a) > 1e12:
-            raise MtlensError(
-                f"{where}: the bargaining solution does not exist (the task gradients have a zero convex "
-                "combination: they conflict completely); use another method or level for these tasks"
-            )
+            raise unbounded
     residual = float(np.linalg.norm(gram @ a - 1.0 / a))
     raise MtlensError(
         f"{where}: the bargaining solver did not converge in {max_iter} Newton steps (residual {residual:.3g}); "

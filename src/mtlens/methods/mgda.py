@@ -1,8 +1,11 @@
 """MGDA (Sener & Koltun 2018, "Multi-Task Learning as Multi-Objective Optimization"): the update is the
 minimum-norm point of the convex hull of the (normalised) task gradients.
 
-The weights alpha on the simplex minimise |sum_t alpha_t g_t / n_t|^2, solved on the Gram matrix by the
-paper's Frank-Wolfe iteration (Algorithm 2) with an exact active-set finish (`_solvers.min_norm_weights`).
+The weights alpha on the simplex minimise |sum_t alpha_t g_t / n_t|^2, solved on the Gram matrix
+(`_solvers.min_norm_weights`). solver="exact" (default, a choice): Wolfe's min-norm-point algorithm, which
+ends at the minimum in finitely many steps; solver="frank_wolfe": the paper's Algorithm 2 with its code's
+250 iterations / 1e-5 stop, which can stop short when the optimum lies on a face (as TorchJD 0.18's
+Frank-Wolfe with its 1e-3 stop and LibMTL 1.1.5's projected-gradient solver do, by up to a few percent).
 Normalisations n_t, as in the authors' `gradient_normalizers`: "none" (1), "l2" (|g_t|), "loss" (L_t),
 "loss+" (L_t |g_t|). As in the authors' training script the weights alpha then scale the raw losses, so the
 update is sum_t alpha_t g_t with the un-normalised gradients; LibMTL 1.1.5 instead applies alpha to the
@@ -36,13 +39,17 @@ class MGDA(Aggregator):
         n_tasks: int,
         level: str = "param",
         normalization: str = "none",
+        solver: str = "exact",
         max_iter: int = 250,
         batched: bool = True,
     ) -> None:
         super().__init__(n_tasks, level, batched)
         if normalization not in NORMALIZATIONS:
             raise MtlensError(f"mgda: unknown normalization {normalization!r}; choose one of {', '.join(NORMALIZATIONS)}")
+        if solver not in ("exact", "frank_wolfe"):
+            raise MtlensError(f"mgda: unknown solver {solver!r}; choose 'exact' or 'frank_wolfe'")
         self.normalization = normalization
+        self.solver = solver
         self.max_iter = max_iter
 
     def _normalizers(self, g: torch.Tensor, losses: torch.Tensor | None) -> torch.Tensor:
@@ -70,5 +77,5 @@ class MGDA(Aggregator):
         g = gram(jacobian)
         n = self._normalizers(g, losses)
         g_normed = g / torch.outer(n, n)
-        alpha = torch.from_numpy(min_norm_weights(g_normed.numpy(), max_iter=self.max_iter))
+        alpha = torch.from_numpy(min_norm_weights(g_normed.numpy(), solver=self.solver, max_iter=self.max_iter))
         return combine(alpha, jacobian), alpha

@@ -1,9 +1,9 @@
 """Nash-MTL (Navon et al. 2022, "Multi-Task Learning as a Bargaining Game", Algorithm 1).
 
 The update is sum_t alpha_t g_t with alpha > 0 the Nash bargaining solution: G alpha = 1 / alpha elementwise,
-G the Gram matrix of the task gradients. As in the authors' code, G is first divided by its Frobenius norm
-(the weights are those of the normalised problem, i.e. scaled by sqrt(|G|_F) relative to the raw solution),
-the weights are recomputed every `update_weights_every` steps (reused in between), warm-started from the
+G the Gram matrix of the task gradients. As in the authors' code, the solver works on G / |G|_F for
+conditioning and the weights returned solve the raw equations (alpha = alpha_normalised / sqrt(|G|_F)); the
+weights are recomputed every `update_weights_every` steps (reused in between), warm-started from the
 previous ones, and the aggregated update is clipped to norm `max_norm` (0 disables). Published defaults:
 update_weights_every = 1, max_norm = 1.0 (the authors' code; their clip runs before `backward` and so never
 acts, TorchJD 0.18 clips the aggregated vector as here).
@@ -61,10 +61,10 @@ class NashMTL(Aggregator):
         live = (g.diagonal() > 0).nonzero().flatten()
         if norm > 0 and len(live) > 0:
             sub = (g / norm)[live][:, live].numpy()
-            prev = self.prev_weights[live]
+            prev = self.prev_weights[live] * norm**0.5  # warm start in the normalised problem's scale
             init = torch.where(prev > 0, prev, torch.ones_like(prev)).numpy()
             sol = nash_weights(sub, init, max_iter=self.max_iter, where=f"nash_mtl (step {self.step})")
-            alpha[live] = torch.from_numpy(np.asarray(sol))
+            alpha[live] = torch.from_numpy(np.asarray(sol)) / norm**0.5
         self.prev_weights = alpha
         return alpha.clone()
 
