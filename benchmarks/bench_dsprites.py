@@ -59,7 +59,7 @@ def main() -> None:
     t = time.perf_counter()
     table = shape_masks()
     build = {"seconds": round(time.perf_counter() - t, 3), "variants": int(table.counts.size),
-             "megabytes": round(table.offsets.nbytes / 2**20, 1)}
+             "megabytes": round(table.nbytes / 2**20, 1)}
     print(json.dumps({"bench": "dsprites", "what": "mask_table_build", **build}))
     ds = DSprites(renderer="procedural")
     n_total = int(np.prod(FACTOR_SIZES))

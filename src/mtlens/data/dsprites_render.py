@@ -15,7 +15,7 @@ Every number above was fitted to the 320 real frames of the dSprites animation (
 `dsprites.gif`, whose sweeps fix each frame's factors): rendered at the exact centre, the mean IoU with the
 real frames is 0.999. Rendering is by lookup: every (shape, scale, orientation) is drawn once at
 SUBPIXEL x SUBPIXEL sub-pixel offsets of its centre and kept as a list of "on" pixel offsets; a batch is a
-zeroed array with those offsets set to 1 (one scatter for the whole batch). Positions are therefore
+zeroed array with those offsets set to 1 (one scatter per (shape, scale) group). Positions are therefore
 quantised to 1/SUBPIXEL px (the grid spacing is 32/31 px, so exact placement would need 31 x 31 variants).
 """
 
@@ -104,8 +104,10 @@ def position_anchors(num: int = 32, steps: int = SUBPIXEL) -> tuple[np.ndarray, 
 class MaskTable:
     """The "on" pixels of every (shape, scale, orientation, sub-pixel y, sub-pixel x) variant.
 
-    `offsets[starts[v] : starts[v] + counts[v]]` are the flat offsets (row * 64 + col) of variant v's pixels
-    relative to its anchor pixel; variants are numbered in C order over (3, 6, 40, SUBPIXEL, SUBPIXEL).
+    `groups[shape * 6 + scale][v]` lists the flat offsets (row * 64 + col) of the pixels of variant
+    v = (orientation * steps + sub_y) * steps + sub_x relative to its anchor pixel, padded to the group's
+    longest list by repeating the first offset (setting a pixel to 1 twice is harmless, and equal-length rows
+    let a whole group be gathered and scattered at once); `counts` holds the true lengths.
     """
 
     def __init__(self, steps: int = SUBPIXEL) -> None:
@@ -113,42 +115,48 @@ class MaskTable:
         w = _WINDOW
         d = np.arange(-w, w + 1, dtype=np.float64)
         sub = np.arange(steps) / steps
-        theta = FACTOR_VALUES[3]
         # axes: orientation, sub-y, sub-x, row, col
         dx = (d[None, None, None, None, :] + 0.5) - sub[None, None, :, None, None]
         dy_up = -((d[None, None, None, :, None] + 0.5) - sub[None, :, None, None, None])
-        th = theta[:, None, None, None, None]
+        th = FACTOR_VALUES[3][:, None, None, None, None]
         rows, cols = np.mgrid[-w : w + 1, -w : w + 1]
         flat = (rows * IMAGE_SIZE + cols).astype(np.int32).ravel()
-        pieces, counts = [], []
+        self.groups: list[np.ndarray] = []
+        counts = []
         for shape in range(3):
             for scale in FACTOR_VALUES[2]:
                 m = _inside_rotated(shape, float(scale), th, dx, dy_up)
-                m = m.reshape(-1, flat.size)
                 # the window must hold the whole shape, or shapes would be clipped silently
-                edge = m.reshape(-1, 2 * w + 1, 2 * w + 1)
-                assert not (edge[:, 0].any() or edge[:, -1].any() or edge[:, :, 0].any() or edge[:, :, -1].any())
-                var, pix = np.nonzero(m)
-                pieces.append(flat[pix])
-                counts.append(np.bincount(var, minlength=m.shape[0]))
-        self.offsets = np.concatenate(pieces)
+                assert not (m[..., 0, :].any() or m[..., -1, :].any() or m[..., 0].any() or m[..., -1].any())
+                m = m.reshape(-1, flat.size)
+                count = m.sum(axis=1)
+                longest = int(count.max())
+                # stable sort puts each row's "on" pixels first, in raster order
+                first = np.argsort(~m, axis=1, kind="stable")[:, :longest]
+                pix = np.where(np.arange(longest) < count[:, None], first, first[:, :1])
+                self.groups.append(flat[pix])
+                counts.append(count)
         self.counts = np.concatenate(counts).astype(np.int64)
-        self.starts = np.concatenate([[0], np.cumsum(self.counts)[:-1]]).astype(np.int64)
         self.anchor, self.sub = position_anchors(FACTOR_SIZES[4], steps)
+
+    @property
+    def nbytes(self) -> int:
+        """Returns the memory held by the offset tables, in bytes."""
+        return sum(g.nbytes for g in self.groups)
 
     def render(self, classes: np.ndarray) -> np.ndarray:
         """Returns float32 images [N, 64, 64] in {0, 1} for factor class rows [N, 6] (official order)."""
         n = len(classes)
         shape, scale, orient, px, py = (classes[:, k] for k in range(1, 6))
-        variant = (((shape * 6 + scale) * 40 + orient) * self.steps + self.sub[py]) * self.steps + self.sub[px]
+        group = shape * 6 + scale
+        variant = (orient * self.steps + self.sub[py]) * self.steps + self.sub[px]
         base = np.arange(n, dtype=np.int64) * (IMAGE_SIZE * IMAGE_SIZE) + self.anchor[py] * IMAGE_SIZE + self.anchor[px]
-        counts = self.counts[variant]
-        total = int(counts.sum())
-        out_starts = np.cumsum(counts) - counts
-        # ragged gather: position j of image i reads offsets[starts[v_i] + j]
-        src = np.arange(total, dtype=np.int64) + np.repeat(self.starts[variant] - out_starts, counts)
-        target = self.offsets[src] + np.repeat(base, counts)
-        # np.zeros gets pages the kernel has already zeroed: cheaper than zeroing (or chunking) ourselves
+        # np.zeros gets pages the kernel has already zeroed: cheaper than zeroing ourselves
         out = np.zeros(n * IMAGE_SIZE * IMAGE_SIZE, dtype=np.float32)
-        out[target] = 1.0
+        order = np.argsort(group, kind="stable")
+        bounds = np.searchsorted(group[order], np.arange(len(self.groups) + 1))
+        for g, table in enumerate(self.groups):
+            sel = order[bounds[g] : bounds[g + 1]]
+            if sel.size:
+                out[(table[variant[sel]] + base[sel, None]).ravel()] = 1.0
         return out.reshape(n, IMAGE_SIZE, IMAGE_SIZE)
