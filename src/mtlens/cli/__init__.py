@@ -29,11 +29,12 @@ def _register_groups() -> None:
     global _registered
     if _registered:
         return
-    from mtlens.cli import data, runs, train
+    from mtlens.cli import data, methods, runs, train
 
     app.add_typer(data.app, name="data")
     app.add_typer(runs.app, name="runs")
     app.command("train")(train.train)
+    app.command("methods")(methods.methods)
     _registered = True
 
 
