@@ -72,6 +72,8 @@ def test_overlay_rejects_bad_geometry() -> None:
         overlay_pairs(x, y, 5, 0, overlay="mean")
     with pytest.raises(MtlensError, match="at least two digit classes"):
         overlay_pairs(x, np.zeros(40, dtype=np.int64), 5, 0)
+    with pytest.raises(MtlensError, match="integer >= 1, got 2.5"):
+        overlay_pairs(x, y, 2.5, 0)
     with pytest.raises(MtlensError, match="unknown preset"):
         build_multimnist(preset="capsnet")
 

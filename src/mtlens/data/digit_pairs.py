@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from mtlens.data.mnist import IMAGE_SIDE, DigitImages, load_mnist
+from mtlens.data.mnist import IMAGE_SIDE, DigitImages, is_digit, load_mnist
 from mtlens.data.multitask import MultiTaskDataset
 from mtlens.data.registry import DATASETS
 from mtlens.data.task_groups import TaskGroupData
@@ -30,7 +30,8 @@ def draw_digit_pairs(n_tasks: int, seed: int = 0) -> tuple[tuple[int, int], ...]
     if isinstance(n_tasks, bool) or not isinstance(n_tasks, (int, np.integer)) or n_tasks < 1:
         raise MtlensError(f"digit_pairs: n_tasks must be a positive integer, got {n_tasks!r}")
     rng = np.random.default_rng(seed)
-    return tuple(tuple(sorted(int(d) for d in rng.choice(10, size=2, replace=False))) for _ in range(n_tasks))  # type: ignore[misc]
+    pairs = [sorted(int(d) for d in rng.choice(10, size=2, replace=False)) for _ in range(n_tasks)]
+    return tuple((a, b) for a, b in pairs)
 
 
 def _validate_pairs(pairs: Sequence[Sequence[int]]) -> tuple[tuple[int, int], ...]:
@@ -39,8 +40,7 @@ def _validate_pairs(pairs: Sequence[Sequence[int]]) -> tuple[tuple[int, int], ..
     out = []
     for j, pair in enumerate(pairs):
         p = tuple(pair)
-        ok = len(p) == 2 and all(isinstance(d, (int, np.integer)) and not isinstance(d, bool) and 0 <= d <= 9 for d in p)
-        if not ok or p[0] == p[1]:
+        if len(p) != 2 or not all(is_digit(d) for d in p) or p[0] == p[1]:
             raise MtlensError(f"digit_pairs: pair {j} is {list(p)}; a pair is two different digits 0..9")
         out.append((min(int(p[0]), int(p[1])), max(int(p[0]), int(p[1]))))
     return tuple(out)
@@ -88,7 +88,11 @@ def build_digit_pairs(
         specs.append(spec)
         train.append(tr)
         test.append(te)
-    info = {"pairs": [list(p) for p in chosen], "positive_class": "the larger digit b of (a, b)", "factor_names": ["digit"]}
+    info = {
+        "pairs": [list(p) for p in chosen],
+        "positive_class": "the larger digit b of (a, b)",
+        "factor_names": ["digit"],
+    }
     shape = (1, IMAGE_SIDE, IMAGE_SIDE)
     return TaskGroupData(
         "digit_pairs", tuple(specs), tuple(train), tuple(test), tuple(shape for _ in chosen), digits.source, info

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mtlens.data.mnist import IMAGE_SIDE, DigitImages, load_mnist
+from mtlens.data.mnist import IMAGE_SIDE, DigitImages, is_digit, load_mnist
 from mtlens.data.multitask import MultiTaskDataset, split_indices
 from mtlens.data.registry import DATASETS
 from mtlens.data.task_groups import TaskSplits
@@ -100,8 +100,8 @@ def overlay_pairs(
     _check_geometry(canvas, digit_size, max_shift, overlay)
     labels = np.asarray(labels, dtype=np.int64)
     count = len(labels)
-    if n < 1:
-        raise MtlensError(f"multimnist: need n >= 1 images, got {n}")
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise MtlensError(f"multimnist: the number of images must be an integer >= 1, got {n!r}")
     if count == 0 or len(np.unique(labels)) < 2:
         raise MtlensError("multimnist: the source images must hold at least two digit classes")
     rng = np.random.default_rng(seed)
@@ -179,7 +179,8 @@ def build_multimnist(
     parts = {}
     for k, (name, count) in enumerate((("train", n), ("test", n_test))):
         x, y = digits.split(name)
-        parts[name] = overlay_pairs(x, y, len(y) if count is None else count, seed * 2 + k, **options)  # type: ignore[arg-type]
+        size = len(y) if count is None else count
+        parts[name] = overlay_pairs(x, y, size, seed * 2 + k, **options)  # type: ignore[arg-type]
     tasks = (TaskSpec("digit_1", "multiclass", 10), TaskSpec("digit_2", "multiclass", 10))
     train = parts["train"]
     split = split_indices(len(train.labels), (1.0 - val_fraction, val_fraction, 0.0), seed=seed)
@@ -202,7 +203,7 @@ def _validate_groups(groups: Sequence[Sequence[int]]) -> tuple[tuple[int, ...], 
         raise MtlensError("grouped_mnist: a layout needs at least one group of digits")
     for j, group in enumerate(groups):
         g = tuple(group)
-        if len(g) == 0 or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or not 0 <= d <= 9 for d in g):
+        if len(g) == 0 or not all(is_digit(d) for d in g):
             raise MtlensError(f"grouped_mnist: group {j} is {list(g)}; a group is a non-empty list of digits 0..9")
         if len(set(g)) != len(g):
             raise MtlensError(f"grouped_mnist: group {j} is {list(g)}; a digit may appear only once in a group")
@@ -258,7 +259,8 @@ def build_grouped_mnist(
     split = split_indices(len(digits.train_y), (1.0 - val_fraction, val_fraction, 0.0), seed=seed, subset=n)
 
     def dataset(x: torch.Tensor, y: np.ndarray) -> MultiTaskDataset:
-        return MultiTaskDataset(x, torch.from_numpy(group_targets(y, groups).astype(np.float32)), tasks, factors=y[:, None])
+        targets = torch.from_numpy(group_targets(y, groups).astype(np.float32))
+        return MultiTaskDataset(x, targets, tasks, factors=y[:, None])
 
     info = {"layout": layout if isinstance(layout, str) else "custom", "groups": [list(g) for g in groups],
             "none_class": "index len(group)", "factor_names": ["digit"]}  # fmt: skip

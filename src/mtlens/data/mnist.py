@@ -67,14 +67,18 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     if len(data) < 4:
         raise MtlensError(f"{path}: {len(data)} bytes, expected an IDX header of at least 4 bytes")
     if data[0] != 0 or data[1] != 0:
-        raise MtlensError(f"{path}: magic number starts with bytes {data[0]:#04x} {data[1]:#04x}, expected 0x00 0x00 (not IDX)")
+        raise MtlensError(
+            f"{path}: magic number starts with bytes {data[0]:#04x} {data[1]:#04x}, expected 0x00 0x00 (not IDX)"
+        )
     code, ndim = data[2], data[3]
     if code not in IDX_DTYPES:
         known = ", ".join(f"{c:#04x}" for c in IDX_DTYPES)
         raise MtlensError(f"{path}: IDX dtype code {code:#04x}, expected one of {known}")
     header = 4 + 4 * ndim
     if len(data) < header:
-        raise MtlensError(f"{path}: header declares {ndim} dimensions ({header} bytes), but the file has {len(data)} bytes")
+        raise MtlensError(
+            f"{path}: header declares {ndim} dimensions ({header} bytes), but the file has {len(data)} bytes"
+        )
     dims = tuple(int(d) for d in np.frombuffer(data, dtype=">u4", count=ndim, offset=4))
     dtype = IDX_DTYPES[code]
     expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
@@ -100,6 +104,11 @@ def write_idx(path: str | os.PathLike[str], array: np.ndarray) -> Path:
     path = Path(path)
     path.write_bytes(gzip.compress(body) if path.suffix == ".gz" else body)
     return path
+
+
+def is_digit(value: object) -> bool:
+    """Returns whether `value` is an integer digit class 0..9 (bools excluded)."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and 0 <= value <= 9
 
 
 @dataclass(frozen=True)

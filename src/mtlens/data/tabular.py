@@ -69,7 +69,8 @@ def _bundled(name: str) -> Table:
     loader = {"iris": datasets.load_iris, "wine": datasets.load_wine, "breast_cancer": datasets.load_breast_cancer}
     bunch = loader[name]()
     classes = tuple(str(c) for c in bunch.target_names)
-    return Table(name, bunch.data.astype(np.float64), bunch.target.astype(np.int64), classes, f"sklearn.datasets.load_{name}")
+    origin = f"sklearn.datasets.load_{name}"
+    return Table(name, bunch.data.astype(np.float64), bunch.target.astype(np.int64), classes, origin)
 
 
 def _class_order(values: list[str]) -> list[str]:
@@ -191,7 +192,9 @@ def build_tabular(
     if missing and require_all:
         raise MtlensError(f"tabular: {', '.join(missing)} not found in {where}; add them or set require_all=False")
     if not tables:
-        raise MtlensError(f"tabular: none of {', '.join(missing)} found in {where}; add them or include a bundled dataset")
+        raise MtlensError(
+            f"tabular: none of {', '.join(missing)} found in {where}; add them or include a bundled dataset"
+        )
     specs, train, test, shapes = [], [], [], []
     sizes = {}
     for table in tables:
@@ -199,7 +202,8 @@ def build_tabular(
         xtr, ytr, xte, yte = split_and_scale(table, seed)
 
         def part(x: np.ndarray, y: np.ndarray) -> MultiTaskDataset:
-            return MultiTaskDataset(torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y[:, None].astype(np.float32)), (spec,))
+            targets = torch.from_numpy(y[:, None].astype(np.float32))
+            return MultiTaskDataset(torch.from_numpy(x.astype(np.float32)), targets, (spec,))
 
         specs.append(spec)
         train.append(part(xtr, ytr))
