@@ -1,0 +1,61 @@
+import json
+from pathlib import Path
+
+import pytest
+
+from mtlens.cli import main
+from mtlens.runs import RunStore
+
+
+def run(argv: list[str], capsys) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    out, err = capsys.readouterr()
+    return exc.value.code, out, err
+
+
+def test_data_commands(tmp_path: Path, capsys) -> None:
+    code, out, _ = run(["data", "list"], capsys)
+    assert code == 0 and "tiny" in out.split()
+    code, out, _ = run(["data", "info", "tiny", "--json"], capsys)
+    info = json.loads(out)
+    assert code == 0 and [f["size"] for f in info["factors"]] == [3, 8, 8] and info["source"].startswith("renderer")
+    code, out, _ = run(["data", "preview", "tiny", "--out", str(tmp_path / "g.png"), "--n", "6"], capsys)
+    assert code == 0 and (tmp_path / "g.png").stat().st_size > 1000
+    code, out, _ = run(["data", "tasks", "tiny", "--n-tasks", "2", "--n", "0"], capsys)
+    assert code == 0 and "task_1" in out
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["data", "info", "nope"], "unknown dataset 'nope'"),
+        (["data", "info", "tiny", "--data-dir", "/does/not/exist"], "does not exist"),
+        (["data", "tasks", "tiny", "--n-tasks", "0"], "n_tasks must be >= 1"),
+        (["data", "preview", "tiny", "--out", "x.jpg"], "PNG"),
+        (["train", "--config", "nope.yaml"], "does not exist"),
+        (["nope"], "No such command"),
+    ],
+)
+def test_user_errors_print_one_line_and_exit_2(argv, message, capsys) -> None:
+    code, _, err = run(argv, capsys)
+    assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_train_end_to_end_with_overrides(tmp_path: Path, capsys) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("study: hard_sharing\nvariants: [multi_head, single_task]\nsingle_tasks: [1]\n"
+                   "data: {dataset: tiny, n_tasks: 2}\ntrain: {epochs: 1, batch_size: 32, progress: false}\n")
+    store = tmp_path / "runs" / "s.sqlite"
+    code, out, _ = run(["train", "--config", str(cfg), "--store", str(store), "--set", "model.latent_dim=4"], capsys)
+    assert code == 0 and "2 runs finished, 0 failed" in out
+    runs = RunStore(store).list_runs()
+    assert sorted(r.name for r in runs) == ["seed0/multi_head", "seed0/single_task/task_1"]
+    assert all(r.config["model"]["latent_dim"] == 4 for r in runs)
+    report = tmp_path / "runs" / "reports" / "hard_sharing_custom"
+    assert (report / "test_mse.png").exists() and "task_1" in (report / "summary.md").read_text()
+    # --resume reuses the finished runs instead of training again
+    code, out, _ = run(["train", "--config", str(cfg), "--store", str(store), "--set", "model.latent_dim=4", "--resume"], capsys)
+    assert code == 0 and len(RunStore(store).list_runs()) == 2
+    code, _, err = run(["train", "--config", str(cfg), "--set", "train.epoch=3"], capsys)
+    assert code == 2 and "unknown config key 'train.epoch'; valid keys here: batch_size" in err
