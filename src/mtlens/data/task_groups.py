@@ -103,7 +103,10 @@ class TaskGroupData:
         if split not in ("train", "test"):
             raise MtlensError(f"{self.name}: per-task data has the splits 'train' and 'test', got {split!r}")
         parts: Sequence[MultiTaskDataset] = self.train if split == "train" else self.test
-        return [make_loader(d, batch_size, shuffle=shuffle, seed=seed + i, drop_last=drop_last) for i, d in enumerate(parts)]
+        return [
+            make_loader(d, batch_size, shuffle=shuffle, seed=seed + i, drop_last=drop_last)
+            for i, d in enumerate(parts)
+        ]
 
     def describe(self) -> dict[str, object]:
         """Returns a JSON-able summary: per task its kind, classes, input shape and split sizes; source and details."""
