@@ -77,3 +77,26 @@ def load(name: str) -> types.ModuleType:
     if name == "factor_vae":
         bind("prune_dims.threshold", 0.05)
     return module
+
+
+def load_state_space() -> tuple[type, type]:
+    """Returns (GroundTruthData, SplitDiscreteStateSpace) of disentanglement_lib.data.ground_truth.
+
+    `util` imports tensorflow.compat.v1 at the top but the state space is pure numpy: a placeholder module
+    stands in for tensorflow during that one import and is removed from sys.modules right after.
+    """
+    ground_truth_data = importlib.import_module("disentanglement_lib.data.ground_truth.ground_truth_data")
+    name = "disentanglement_lib.data.ground_truth.util"
+    if name not in sys.modules:
+        placeholders = {}
+        for mod in ("tensorflow", "tensorflow.compat", "tensorflow.compat.v1"):
+            if mod not in sys.modules:
+                placeholders[mod] = sys.modules[mod] = types.ModuleType(mod)
+        sys.modules["tensorflow"].compat = sys.modules["tensorflow.compat"]  # type: ignore[attr-defined]
+        sys.modules["tensorflow.compat"].v1 = sys.modules["tensorflow.compat.v1"]  # type: ignore[attr-defined]
+        try:
+            importlib.import_module(name)
+        finally:
+            for mod in placeholders:
+                del sys.modules[mod]
+    return ground_truth_data.GroundTruthData, sys.modules[name].SplitDiscreteStateSpace

@@ -83,7 +83,9 @@ def _fit_factor(
     rng = np.random.RandomState()
     rng.set_state(state)
     if fast:
-        model = ensemble.RandomForestClassifier(n_estimators=_FAST_TREES, max_depth=_FAST_DEPTH, random_state=rng)
+        model = ensemble.RandomForestClassifier(
+            n_estimators=_FAST_TREES, max_depth=_FAST_DEPTH, max_features=None, random_state=rng
+        )
     else:
         model = ensemble.GradientBoostingClassifier(random_state=rng)
     model.fit(x_train, y_train)
@@ -145,7 +147,7 @@ def dci(
         starts.append(probe.get_state())
         probe.randint(0, _RAND_R_MAX, size=_predicted_draws(y_train[:, j], fast))
     jobs = (delayed(_fit_factor)(x_train, y_train[:, j], x_test, y_test[:, j], starts[j], fast) for j in range(num_factors))
-    fits = list(Parallel(n_jobs=n_jobs)(jobs)) if n_jobs not in (None, 1) and num_factors > 1 else [None] * num_factors
+    fits = list(Parallel(n_jobs=n_jobs, prefer="threads")(jobs)) if n_jobs not in (None, 1) and num_factors > 1 else [None] * num_factors
     state = rng.get_state()
     for j in range(num_factors):
         if fits[j] is None or not _same_state(starts[j], state):
