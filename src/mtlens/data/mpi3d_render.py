@@ -255,16 +255,17 @@ def draw_sprites(
     """Returns per sprite the covered pixel offsets (dv, du) from its centre, their coverage and shade.
 
     A sprite is the silhouette turned to `angle` (radians clockwise from up), `radius` pixels per object unit,
-    shortened along its axis by `squash`; coverage and shade are averaged over 3 x 3 samples per pixel.
+    shortened along its axis by `squash`; coverage and shade are averaged over 2 x 2 samples per pixel.
     """
-    ss = 3
+    ss = 2
     offsets = np.arange(-half, half + 1)
     n = len(offsets)
-    fine = (offsets[:, None] + ((np.arange(ss) + 0.5) / ss - 0.5)[None, :]).ravel()
+    fine = (offsets[:, None] + ((np.arange(ss) + 0.5) / ss - 0.5)[None, :]).ravel().astype(np.float32)
     dv, du = np.meshgrid(fine, fine, indexing="ij")
-    s, c = np.sin(angle)[:, None, None], np.cos(angle)[:, None, None]
-    a = (du * s - dv * c) / (radius * squash)[:, None, None]
-    b = (du * c + dv * s) / radius[:, None, None]
+    # float32 halves the memory traffic of the shape functions, the bulk of a cold cache's cost
+    s, c = (f(angle).astype(np.float32)[:, None, None] for f in (np.sin, np.cos))
+    a = (du * s - dv * c) / (radius * squash).astype(np.float32)[:, None, None]
+    b = (du * c + dv * s) / radius.astype(np.float32)[:, None, None]
     inside, nb, na, nz = shape_fn(b, a)
     lit = (0.45 + 0.65 * np.clip((nb * c + na * s) * LIGHT[0] - (nb * s - na * c) * LIGHT[1] + nz * LIGHT[2], 0, None)) * inside
     m = len(angle)
