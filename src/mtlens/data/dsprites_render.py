@@ -5,18 +5,20 @@ shape; no anti-aliasing, like the official binary images):
 
 - position: the shape's centre is at 16 + 32 * pos pixels on each axis (pos in [0, 1]); posY grows
   downwards (row index), posX to the right;
-- scale multiplies every length; at scale 1 the square's half side is 9.6 px (a 19.2 px square), the
+- scale multiplies every length; at scale 1 the square's half side is 9.6 px (19.2 px, 20 pixels drawn), the
   ellipse's semi-axes are 12.76 x 7.22 px (major axis horizontal at orientation 0), the heart is 19.2 px wide;
 - orientation rotates counter-clockwise as displayed, about the position point;
 - heart: the classic parametric heart curve x = 16 sin^3 t, y = 13 cos t - 5 cos 2t - 2 cos 3t - cos 4t,
   scaled by 0.6 in x and 0.662 in y after shifting y by +2.179 (point down at orientation 0).
 
 Every number above was fitted to the 320 real frames of the dSprites animation (deepmind/dsprites-dataset,
-`dsprites.gif`, whose sweeps fix each frame's factors): rendered at the exact centre, the mean IoU with the
-real frames is 0.999. Rendering is by lookup: every (shape, scale, orientation) is drawn once at
-SUBPIXEL x SUBPIXEL sub-pixel offsets of its centre and kept as a list of "on" pixel offsets; a batch is a
-zeroed array with those offsets set to 1 (one scatter per (shape, scale) group). Positions are therefore
-quantised to 1/SUBPIXEL px (the grid spacing is 32/31 px, so exact placement would need 31 x 31 variants).
+`dsprites.gif`, whose sweeps fix each frame's factors): drawn at the exact centre, the mean IoU with the
+real frames is 0.999 (0.995 with the sub-pixel quantisation below).
+
+Rendering is by lookup: every (shape, scale, orientation) is drawn once at SUBPIXEL x SUBPIXEL sub-pixel
+offsets of its centre and kept as a list of "on" pixel offsets; a batch is a zeroed array with those offsets
+set to 1 (one scatter per (shape, scale) group). Positions are therefore quantised to 1/SUBPIXEL px (the grid
+spacing is 32/31 px, so exact placement would need 31 x 31 variants per mask).
 """
 
 from __future__ import annotations
@@ -49,8 +51,6 @@ HEART_Y_SHIFT = 2.179
 
 SUBPIXEL = 4  # sub-pixel steps per axis at which masks are drawn
 _WINDOW = 15  # masks live in a (2 * _WINDOW + 1)^2 window around the anchor pixel
-
-
 _HEART_STEPS = 8192  # intervals of the uniform |x| table of the heart's edges
 
 
