@@ -229,7 +229,7 @@ def _broken(kind: str) -> dict[str, np.ndarray]:
 def test_malformed_files_are_refused(tmp_path: Path, kind: str, message: str) -> None:
     path = write_npz(tmp_path / OFFICIAL_FILE, _broken(kind), compressed=True)
     with pytest.raises(MtlensError, match=message) as err:
-        DSpritesFile(path)
+        DSpritesFile(path, expected_sizes=None)
     assert str(path) in str(err.value) and "\n" not in str(err.value)
     assert not list(tmp_path.glob("*.npy*"))  # a refused file leaves no half-built cache
 
@@ -238,7 +238,7 @@ def test_malformed_files_are_refused(tmp_path: Path, kind: str, message: str) ->
 def test_non_binary_images_are_refused(tmp_path: Path, compressed: bool) -> None:
     path = write_npz(tmp_path / OFFICIAL_FILE, _broken("nonbinary"), compressed)
     with pytest.raises(MtlensError, match="'imgs' image 17 has values above 1; expected binary images"):
-        DSpritesFile(path).read(np.array([3, 17]))
+        DSpritesFile(path, expected_sizes=None).read(np.array([3, 17]))
     assert not list(tmp_path.glob("*.npy*"))
 
 
@@ -246,12 +246,12 @@ def test_not_a_zip_and_pickles_are_refused(tmp_path: Path) -> None:
     bad = tmp_path / "junk.npz"
     bad.write_bytes(b"not a zip at all")
     with pytest.raises(MtlensError, match="cannot open as an .npz"):
-        DSpritesFile(bad)
+        DSpritesFile(bad, expected_sizes=None)
     a = official_arrays()
     a["latents_values"] = np.empty((2880, 6), dtype=object)
     path = write_npz(tmp_path / OFFICIAL_FILE, a, compressed=False)
     with pytest.raises(MtlensError, match="holds Python objects"):
-        DSpritesFile(path)
+        DSpritesFile(path, expected_sizes=None)
 
 
 def test_read_only_folder_caches_elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -261,7 +261,7 @@ def test_read_only_folder_caches_elsewhere(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("MTLENS_CACHE", str(tmp_path / "cache"))
     real_access = os.access
     monkeypatch.setattr(os, "access", lambda p, mode: False if Path(p) == data else real_access(p, mode))
-    f = DSpritesFile(path)
+    f = DSpritesFile(path, expected_sizes=None)
     assert f.cache_path.parent == tmp_path / "cache" and f.cache_path.is_file()
     assert not list(data.glob("*.npy"))
 

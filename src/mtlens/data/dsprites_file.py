@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mtlens.data.dsprites_render import FACTOR_SIZES
 from mtlens.data.files import require_array, require_keys
 from mtlens.errors import MtlensError
 
@@ -65,9 +66,13 @@ def _read_npy_header(path: Path, key: str, fp: object) -> tuple[tuple[int, ...],
 
 
 class DSpritesFile:
-    """The arrays of an official-format dSprites npz, validated; images read lazily by index."""
+    """The arrays of an official-format dSprites npz, validated; images read lazily by index.
 
-    def __init__(self, path: str | os.PathLike[str], expected_sizes: Sequence[int] | None = None) -> None:
+    `expected_sizes`: the factor grid the file must hold (the official one by default; None accepts any
+    complete grid of the six factors, for small files in the official layout).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], expected_sizes: Sequence[int] | None = FACTOR_SIZES) -> None:
         self.path = Path(path)
         try:
             zf = zipfile.ZipFile(self.path)
