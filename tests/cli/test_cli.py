@@ -59,3 +59,23 @@ def test_train_end_to_end_with_overrides(tmp_path: Path, capsys) -> None:
     assert code == 0 and len(RunStore(store).list_runs()) == 2
     code, _, err = run(["train", "--config", str(cfg), "--set", "train.epoch=3"], capsys)
     assert code == 2 and "unknown config key 'train.epoch'; valid keys here: batch_size" in err
+
+
+def test_eval_scores_a_trained_run_and_stores_the_metrics(tmp_path: Path, capsys) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("study: hard_sharing\nvariants: [multi_head]\ndata: {dataset: tiny, n_tasks: 2}\n"
+                   "train: {epochs: 1, batch_size: 32, progress: false}\n")
+    store = tmp_path / "s.sqlite"
+    assert run(["train", "--config", str(cfg), "--store", str(store)], capsys)[0] == 0
+    [r] = RunStore(store).list_runs()
+    code, out, err = run(["eval", r.id[:10], "--store", str(store), "--metrics", "mig,sap",
+                          "--setting", "mig.num_train=300", "--setting", "sap.num_train=300",
+                          "--setting", "sap.num_test=100"], capsys)
+    assert code == 0, err
+    stored = {m.name: m.value for m in RunStore(store).metrics(r.id)}
+    assert 0 <= stored["mig"] <= 1 and 0 <= stored["sap"] <= 1
+    # the same seed gives the same scores
+    run(["eval", r.id, "--store", str(store), "--metrics", "mig", "--setting", "mig.num_train=300"], capsys)
+    assert {m.name: m.value for m in RunStore(store).metrics(r.id)}["mig"] == stored["mig"]
+    code, _, err = run(["eval", "zzz", "--store", str(store)], capsys)
+    assert code == 2 and "no run 'zzz'" in err

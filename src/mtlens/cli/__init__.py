@@ -29,12 +29,13 @@ def _register_groups() -> None:
     global _registered
     if _registered:
         return
-    from mtlens.cli import data, methods, runs, train
+    from mtlens.cli import data, eval, methods, runs, train
 
     app.add_typer(data.app, name="data")
     app.add_typer(runs.app, name="runs")
     app.command("train")(train.train)
     app.command("methods")(methods.methods)
+    app.command("eval")(eval.eval_run)
     _registered = True
 
 

@@ -34,7 +34,42 @@ def _fmt(values: Sequence[float]) -> str:
     return f"{np.mean(values):.3f} ± {np.std(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
 
 
-def write_report(records: Sequence[Any], task_names: Sequence[str], out_dir: Path, title: str = "") -> dict[str, Path]:
+def metric_table(records: Sequence[Any], metric_names: Sequence[str]) -> dict[str, dict[str, list[float]]]:
+    """Returns metric -> variant -> values over runs (single-task: one value per task model and seed)."""
+    table: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for r in records:
+        if r.status != "finished":
+            continue
+        for name in metric_names:
+            if name in r.values:
+                table[name][r.variant].append(float(r.values[name]))
+    return table
+
+
+def _metric_lines(records: Sequence[Any], metrics: Sequence[str], variants: Sequence[str]) -> list[str]:
+    names = sorted({k for r in records for k in r.values if k in metrics or any(k.startswith(m + "/") for m in metrics)},
+                   key=lambda k: (k.split("/")[0] not in metrics, k))
+    headline = [n for n in names if n in metrics or n.count("/") == 1 and n.split("/")[1] in
+                ("disentanglement", "completeness", "informativeness_test", "modularity", "explicitness_test")]
+    if not headline:
+        return []
+    table = metric_table(records, headline)
+    lines = ["", "Disentanglement of each encoder (mean ± std over runs; single-task: over every task model, "
+             "[min, max] beside it).", "", "| metric | " + " | ".join(variants) + " |", "|---" * (len(variants) + 1) + "|"]
+    for name in headline:
+        cells = []
+        for v in variants:
+            vals = table[name].get(v, [])
+            cell = _fmt(vals)
+            if v == "single_task" and len(vals) > 1:
+                cell += f" [{min(vals):.3f}, {max(vals):.3f}]"
+            cells.append(cell)
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def write_report(records: Sequence[Any], task_names: Sequence[str], out_dir: Path, title: str = "",
+                 metrics: Sequence[str] = ()) -> dict[str, Path]:
     """Writes summary.csv, summary.md and test_mse.png into `out_dir`; returns their paths."""
     import matplotlib
 
@@ -58,6 +93,7 @@ def write_report(records: Sequence[Any], task_names: Sequence[str], out_dir: Pat
         lines.append(f"| {t} | " + " | ".join(_fmt(table[v].get(t, [])) for v in variants) + " |")
     means = [[float(np.mean(table[v][t])) for t in task_names if table[v].get(t)] for v in variants]
     lines.append("| **mean over tasks** | " + " | ".join(f"{np.mean(m):.3f}" if m else "—" for m in means) + " |")
+    lines += _metric_lines(records, metrics, variants)
     failed = [r for r in records if r.status != "finished"]
     if failed:
         lines += ["", "Failed runs: " + ", ".join(f"{r.run_id} ({r.variant})" for r in failed)]

@@ -9,7 +9,6 @@ store; the report holds the per-task test MSE per variant (the data behind seed 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +21,7 @@ from mtlens.models import create_model
 from mtlens.runs import RunStore
 from mtlens.studies.common import (DataConfig, MethodConfig, ModelConfig, TrainSection, artifacts_root,
                                    build_factor_data, open_or_resume, seed_everything)
+from mtlens.studies.evaluation import encoder_scores
 from mtlens.studies.registry import STUDIES
 from mtlens.training import NonFiniteLoss, Trainer
 
@@ -89,10 +89,7 @@ def _plan(cfg: HardSharingConfig) -> list[tuple[int, str, int | None]]:
     return plan
 
 
-MetricsHook = Callable[[Any, Any, list[str], int, dict[str, Any]], dict[str, float]]
-
-
-def run_hard_sharing(cfg: HardSharingConfig, *, resume: bool = False, metrics_hook: MetricsHook | None = None) -> StudyResult:
+def run_hard_sharing(cfg: HardSharingConfig, *, resume: bool = False) -> StudyResult:
     """Trains every planned variant (resuming killed runs when `resume`); returns the records and writes the report."""
     dataset, task_set, data = build_factor_data(cfg.data)
     store = RunStore(cfg.store)
@@ -120,8 +117,9 @@ def run_hard_sharing(cfg: HardSharingConfig, *, resume: bool = False, metrics_ho
         except BaseException:
             store.mark_interrupted(run.id)
             raise
-        if cfg.metrics and metrics_hook is not None:
-            scores = metrics_hook(dataset, model, cfg.metrics, seed, cfg.metrics_options)
+        if cfg.metrics:
+            scores = encoder_scores(dataset, model, cfg.metrics, seed=seed, settings=cfg.metrics_options,
+                                    device=cfg.train.device)
             store.log_metrics(run.id, trainer.global_step, scores)
             values.update(scores)
         store.finish(run.id, values)
@@ -129,7 +127,8 @@ def run_hard_sharing(cfg: HardSharingConfig, *, resume: bool = False, metrics_ho
     report_dir = Path(cfg.report_dir) if cfg.report_dir else artifacts_root(cfg.store) / f"{cfg.study}_{cfg.preset}"
     from mtlens.plots.hard_sharing import write_report
 
-    write_report(records, task_set.names, report_dir, title=f"Hard sharing on {dataset.name} ({dataset.source})")
+    write_report(records, task_set.names, report_dir, title=f"Hard sharing on {dataset.name} ({dataset.source})",
+                 metrics=cfg.metrics)
     return StudyResult(cfg.study, records, report_dir)
 
 
