@@ -187,7 +187,8 @@ def bench_random_codes(args, shim) -> None:
         "modularity": (lambda: D.modularity_explicitness(m, y, mt, yt).modularity,
                        lambda: shim.load("modularity_explicitness").modularity(utils.discrete_mutual_info(utils.make_discretizer(m.T), y.T))),
         "irs": (lambda: D.irs(m, y).score,
-                lambda: shim.load("irs").scalable_disentanglement_score(utils.make_discretizer(y.T).T, m, 0.99)["avg_score"]),
+                lambda: shim.load("irs").scalable_disentanglement_score(
+                    utils.make_discretizer(y.T).T, shim.load("irs")._drop_constant_dims(m.T).T, 0.99)["avg_score"]),
     }
     for metric, (mine_fn, ref_fn) in cases.items():
         if metric not in args.metrics and not (metric == "modularity" and "modularity_explicitness" in args.metrics):

@@ -6,6 +6,24 @@ frozen result with `score`, its parts and `as_dict()`; and `evaluate(dataset, en
 samples a factor dataset draw for draw as the reference does and encodes each distinct image once.
 `METRICS` names the evaluator's metrics: mig, factor_vae, beta_vae, sap, dci, dci_fast,
 modularity_explicitness, irs, unsupervised.
+
+Equal to disentanglement_lib 1.5 run with the same scikit-learn (tests/measures/test_disentanglement_reference.py).
+Reference behaviours kept because they change numbers:
+- FactorVAE reports `num_active_dims` = number of *all* code dimensions (`len` of a boolean mask); the real
+  count is `num_active_dims_corrected`. Its votes index the argmin among active dimensions, as the reference.
+- IRS histogram-discretises the factors into 20 groups (orientation, positions of dSprites get merged) and
+  reports `num_active_dims` = sum of the active codes' values; the count is `num_active_dims_corrected`.
+- DCI's GradientBoostingClassifier() draws tree seeds from numpy's global RNG: `dci(random_state=None)` does
+  the same; the evaluator uses RandomState(seed) (= the reference after `np.random.seed(seed)`).
+- scikit-learn version: the classifiers are sklearn's defaults of the installed version (LinearSVC's
+  dual="auto" picks the primal solver, LogisticRegression is multinomial lbfgs); numbers published with the
+  sklearn of 2019 (dual LinearSVC, one-vs-rest / liblinear logistic regression) can differ for SAP, BetaVAE,
+  explicitness and DCI; run both libraries with the same sklearn to compare.
+- a single-valued factor (dSprites' colour) is not a latent factor, as in dsprites_full; the evaluator still
+  makes the reference's (no-op) draw for it.
+Documented deviations (clear errors where the reference returns NaN / inf): a constant factor, fewer than 2
+codes (MIG, SAP, DCI, unsupervised), fewer than 2 factors (DCI, modularity), more bins than points, NaN / inf
+codes, a constant code for explicitness or the Gaussian unsupervised scores.
 """
 
 from mtlens.measures.disentanglement._utils import discrete_entropy, discrete_mutual_info, histogram_discretize
