@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import h5py
@@ -65,12 +64,8 @@ def write_official(
 @pytest.fixture(scope="module")
 def official_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("shapes3d")
-    start = time.perf_counter()
     write_official(root / "3dshapes.h5")
-    elapsed = time.perf_counter() - start
-    # Not a timing assertion on the code under test: a guard that this fixture stays a cheap test input.
-    assert elapsed < 10.0, f"writing the official-layout test file took {elapsed:.1f} s"
-    assert (root / "3dshapes.h5").stat().st_size < 5_000_000
+    assert (root / "3dshapes.h5").stat().st_size < 5_000_000  # the official layout, mostly empty chunks
     return root
 
 
