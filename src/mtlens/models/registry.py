@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 from torch import nn
 
 from mtlens.data.tasks import TaskSpec
@@ -21,15 +22,14 @@ MODELS: Registry[MultiTaskModel] = Registry("model")
 
 def build_encoder(input_shape: Sequence[int], latent_dim: int = 8, activation_name: str = "relu",
                   mlp_hidden: Sequence[int] = (256, 256)) -> nn.Module:
-    """Returns the conv encoder for image inputs (C, H, W) or the MLP encoder for vector inputs (D,)."""
+    """Returns the conv encoder for square images of 64k pixels (C, H, W), else an MLP encoder on the flattened input."""
     shape = tuple(int(s) for s in input_shape)
-    if len(shape) == 3:
-        if shape[1] != shape[2]:
-            raise MtlensError(f"the conv encoder takes square images, got input shape {shape}")
+    if len(shape) == 3 and shape[1] == shape[2] and shape[1] % 64 == 0:
         return ConvEncoder(shape[0], latent_dim, activation_name, image_size=shape[1])
-    if len(shape) == 1:
-        return MLPEncoder(shape[0], latent_dim, mlp_hidden, activation_name)
-    raise MtlensError(f"input shape must be (C, H, W) for images or (D,) for vectors, got {shape}")
+    if len(shape) in (1, 2, 3):
+        # Vectors, and images the Table-2 encoder cannot take (MNIST's 28 or MultiMNIST's 36 pixels), flattened.
+        return MLPEncoder(int(np.prod(shape)), latent_dim, mlp_hidden, activation_name)
+    raise MtlensError(f"input shape must be (C, H, W), (H, W) or (D,), got {shape}")
 
 
 def _common(tasks: Sequence[TaskSpec], input_shape: Sequence[int], latent_dim: int, activation: str,

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from mtlens.studies import hard_sharing  # noqa: F401  (registers)
+from mtlens.studies import balancing, hard_sharing  # noqa: F401  (registers)
 from mtlens.studies.registry import STUDIES
 
 

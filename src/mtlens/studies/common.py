@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -13,6 +14,8 @@ from mtlens.data import create_dataset
 from mtlens.data.base import FactorDataset
 from mtlens.data.multitask import MultiTaskDataset, factor_task_splits, split_indices
 from mtlens.data.random_mlp import RandomMLPTasks
+from mtlens.data.task_groups import TaskSplits
+from mtlens.data.tasks import TaskSpec
 from mtlens.errors import MtlensError
 from mtlens.methods import create as create_method
 from mtlens.methods.base import Method
@@ -85,6 +88,29 @@ def build_factor_data(cfg: DataConfig) -> tuple[FactorDataset, RandomMLPTasks, d
     tasks = RandomMLPTasks.for_dataset(dataset, cfg.n_tasks, cfg.task_seed, inputs=cfg.inputs, standardize=cfg.standardize)
     split = split_indices(len(dataset), cfg.fractions, seed=cfg.split_seed, subset=cfg.subset)
     return dataset, tasks, factor_task_splits(dataset, tasks, split)
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """What a study trains on: splits, tasks, input shape, and a name with its source for reports."""
+
+    name: str
+    source: str
+    tasks: tuple[TaskSpec, ...]
+    splits: dict[str, MultiTaskDataset]
+    input_shape: tuple[int, ...]
+
+
+def build_task_data(cfg: DataConfig) -> TaskData:
+    """Returns a factor dataset with random-MLP tasks, or a shared-input task set (MultiMNIST, Grouped-MNIST)."""
+    built = create_dataset(cfg.dataset, data_dir=cfg.data_dir, **cfg.options)
+    if isinstance(built, FactorDataset):
+        dataset, tasks, splits = build_factor_data(cfg)
+        return TaskData(dataset.name, str(dataset.source), tasks.tasks, splits, dataset.image_shape)
+    if isinstance(built, TaskSplits):
+        return TaskData(built.name, str(built.source), built.tasks, built.splits(), built.input_shape)
+    raise MtlensError(f"dataset {cfg.dataset!r} gives each task its own inputs; this study needs shared inputs "
+                      "(a factor dataset, multimnist or grouped_mnist)")
 
 
 def seed_everything(seed: int) -> None:
