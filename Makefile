@@ -19,6 +19,9 @@ $(STAMP): pyproject.toml tests/requirements-nodeps.txt
 
 demo: $(STAMP)
 	$(VENV)/bin/mtlens data preview dsprites --out previews/dsprites.png
+	$(VENV)/bin/mtlens data preview shapes3d --out previews/shapes3d.png
+	$(VENV)/bin/mtlens data preview mpi3d_toy --out previews/mpi3d_toy.png
+	$(VENV)/bin/mtlens train --config configs/hard_sharing/quick.yaml
 
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow"
