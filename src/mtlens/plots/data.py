@@ -10,11 +10,15 @@ from mtlens.data.base import FactorDataset
 from mtlens.errors import MtlensError
 
 
+def _abbrev(name: str) -> str:
+    return name if len(name) <= 8 else "_".join(part[:3] for part in name.split("_"))
+
+
 def _label(ds: FactorDataset, values: np.ndarray) -> str:
     short = []
     for name, v in zip(ds.factor_names, values):
         if len(ds.factor_value_table[ds.factor_index(name)]) > 1:
-            short.append(f"{name[:6]}={v:.3g}")
+            short.append(f"{_abbrev(name)}={v:.3g}")
     return "\n".join(short)
 
 
@@ -36,7 +40,7 @@ def preview_grid(ds: FactorDataset, out: str | Path, n: int = 24, seed: int = 0,
     images = ds.images(idx).numpy()
     values = ds.factor_values(idx)
     rows = int(np.ceil(len(idx) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.7, rows * 2.2), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.7, rows * 2.7), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, img, val in zip(axes.flat, images, values):
