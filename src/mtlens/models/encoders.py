@@ -20,6 +20,16 @@ def activation(name: str) -> nn.Module:
         raise MtlensError(f"unknown activation {name!r}; choose one of {', '.join(ACTIVATIONS)}") from None
 
 
+def mlp(widths: Sequence[int], activation_name: str) -> nn.Sequential:
+    """Returns dense layers through `widths` with the activation between them (none after the last)."""
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(widths) - 2:
+            layers.append(activation(activation_name))
+    return nn.Sequential(*layers)
+
+
 class ConvEncoder(nn.Module):
     """Seed 000 Table 2: six 4x4 stride-2 convolutions (32, 32, 64, 128, 256, 256), then a dense layer to d.
 
@@ -68,13 +78,7 @@ class MLPEncoder(nn.Module):
         self, in_dim: int, latent_dim: int = 8, hidden: Sequence[int] = (256, 256), activation_name: str = "relu"
     ) -> None:
         super().__init__()
-        widths = (in_dim, *hidden, latent_dim)
-        layers: list[nn.Module] = []
-        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
-            layers.append(nn.Linear(a, b))
-            if i < len(widths) - 2:
-                layers.append(activation(activation_name))
-        self.net = nn.Sequential(*layers)
+        self.net = mlp((in_dim, *hidden, latent_dim), activation_name)
         self.in_dim, self.latent_dim = in_dim, latent_dim
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from mtlens.models.encoders import activation
+from mtlens.models.encoders import mlp
 
 
 class MLPHead(nn.Module):
@@ -15,13 +15,7 @@ class MLPHead(nn.Module):
 
     def __init__(self, in_dim: int, out_dim: int, hidden: Sequence[int] = (300, 300, 300), activation_name: str = "relu") -> None:
         super().__init__()
-        widths = (in_dim, *hidden, out_dim)
-        layers: list[nn.Module] = []
-        for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
-            layers.append(nn.Linear(a, b))
-            if i < len(widths) - 2:
-                layers.append(activation(activation_name))
-        self.net = nn.Sequential(*layers)
+        self.net = mlp((in_dim, *hidden, out_dim), activation_name)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         """Returns the head's outputs [N, out_dim]."""
