@@ -23,10 +23,12 @@ def stub_torchvision() -> None:
     sys.modules.update({"torchvision": tv, "torchvision.models": models, "torchvision.models.utils": utils})
 
 
-def libmtl_weighting(name: str, n_tasks: int, shared: list[torch.Tensor], rep_grad: bool = False):  # type: ignore[no-untyped-def]
+def libmtl_weighting(name: str, n_tasks: int, shared=None, rep_grad: bool = False, epoch: int = 0,  # type: ignore[no-untyped-def]
+                     loss_buffer=None):
     """Returns LibMTL's weighting class `name` instantiated outside its Trainer, on the CPU."""
     stub_torchvision()
     weighting = pytest.importorskip("LibMTL.weighting")
+    shared = list(shared or [])
 
     class _Ref(getattr(weighting, name)):  # type: ignore[misc]
         def get_share_params(self):  # type: ignore[no-untyped-def]
@@ -38,7 +40,8 @@ def libmtl_weighting(name: str, n_tasks: int, shared: list[torch.Tensor], rep_gr
                 p.grad = torch.zeros_like(p)
 
     ref = _Ref()
-    ref.task_num, ref.device, ref.rep_grad = n_tasks, torch.device("cpu"), rep_grad
+    ref.task_num, ref.device, ref.rep_grad, ref.epoch = n_tasks, torch.device("cpu"), rep_grad, epoch
+    ref.train_loss_buffer = loss_buffer
     ref.task_name = [f"t{i}" for i in range(n_tasks)]
     ref.init_param()
     return ref

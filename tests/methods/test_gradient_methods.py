@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +20,7 @@ from mtlens.methods.aligned_mtl import balance_matrix
 from mtlens.methods.cosreg import cosine_penalty
 from mtlens.methods.pcgrad import pcgrad_weights
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _refs import libmtl_on_jacobian  # noqa: E402
+from _refs import libmtl_on_jacobian
 
 AGGREGATORS = ["pcgrad", "gradvac", "graddrop", "rgw", "mgda", "cagrad", "nash_mtl", "aligned_mtl", "imtl_g", "imtl"]
 FIXTURES = json.loads((Path(__file__).parent / "reference" / "torchjd_cvxpy.json").read_text())

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -20,42 +18,12 @@ from mtlens.methods.imtl_l import IMTLL
 from mtlens.methods.rlw import RLW
 from mtlens.methods.uncertainty import UncertaintyWeighting
 
+from _refs import libmtl_weighting
+
 NAMES = ["rlw", "dwa", "uncertainty", "gradnorm", "famo", "imtl_l"]
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def _stub_torchvision() -> None:
-    # LibMTL 1.1.5 imports torchvision only for ResNet download URLs.
-    if "torchvision" in sys.modules:
-        return
-    tv, models, utils = (types.ModuleType(n) for n in ("torchvision", "torchvision.models", "torchvision.models.utils"))
-    utils.load_state_dict_from_url = lambda *a, **k: None  # type: ignore[attr-defined]
-    tv.models, models.utils = models, utils  # type: ignore[attr-defined]
-    sys.modules.update({"torchvision": tv, "torchvision.models": models, "torchvision.models.utils": utils})
-
-
-def _libmtl(name: str, n_tasks: int, shared=None, epoch: int = 0, loss_buffer=None):  # type: ignore[no-untyped-def]
-    """Returns LibMTL's weighting `name`, set up on the CPU outside its Trainer."""
-    _stub_torchvision()
-    weighting = pytest.importorskip("LibMTL.weighting")
-    shared = list(shared or [])
-
-    class _Ref(getattr(weighting, name)):  # type: ignore[misc]
-        def get_share_params(self):  # type: ignore[no-untyped-def]
-            return shared
-
-        def zero_grad_share_params(self) -> None:
-            # LibMTL assigns param.grad.data afterwards, so the grads must be zeros, not None.
-            for p in shared:
-                p.grad = torch.zeros_like(p)
-
-    ref = _Ref()
-    ref.task_num, ref.device, ref.rep_grad, ref.epoch = n_tasks, torch.device("cpu"), False, epoch
-    ref.train_loss_buffer = loss_buffer
-    ref.init_param()
-    return ref
-
-
 def _model(n_tasks: int = 2, seed: int = 0):  # type: ignore[no-untyped-def]
     g = torch.Generator().manual_seed(seed)
     enc = nn.Sequential(nn.Linear(4, 3, bias=False))
@@ -111,7 +79,7 @@ def test_rlw_backward_weights_losses_and_resumes() -> None:
 
 
 def test_rlw_equals_libmtl() -> None:
-    ref = _libmtl("RLW", 3)
+    ref = libmtl_weighting("RLW", 3)
     losses = torch.tensor([0.5, 1.0, 2.0], requires_grad=True)
     torch.manual_seed(11)  # LibMTL draws from the global generator
     want = [torch.from_numpy(ref.backward(losses, dist="Normal")) for _ in range(4)]
@@ -177,13 +145,13 @@ def test_dwa_zero_losses_and_errors() -> None:
 
 def test_dwa_equals_libmtl() -> None:
     buffer = np.array([[2.0, 1.0, 0.7], [1.0, 1.0, 0.9]])  # [T, epochs] of epoch-averaged losses
-    ref = _libmtl("DWA", 2, epoch=2, loss_buffer=buffer)
+    ref = libmtl_weighting("DWA", 2, epoch=2, loss_buffer=buffer)
     losses = torch.tensor([0.6, 0.8], requires_grad=True)
     want = torch.from_numpy(ref.backward(losses, T=2.0))
     m = DWA(2)
     _dwa_steps(m, [[[2.0, 1.0]], [[1.0, 1.0]]])
     torch.testing.assert_close(m.weights(losses.detach()), want.float())
-    ref3 = _libmtl("DWA", 2, epoch=3, loss_buffer=buffer)
+    ref3 = libmtl_weighting("DWA", 2, epoch=3, loss_buffer=buffer)
     want3 = torch.from_numpy(ref3.backward(losses, T=2.0))
     _dwa_steps(m, [[[0.7, 0.9]]])
     torch.testing.assert_close(m.weights(losses.detach()), want3.float())
@@ -207,7 +175,7 @@ def test_uncertainty_loss_and_gradient_in_s() -> None:
 
 def test_uncertainty_equals_libmtl() -> None:
     enc, heads, x, y = _model()
-    ref = _libmtl("UW", 2)
+    ref = libmtl_weighting("UW", 2)
     losses, _ = _losses(enc, heads, x, y)
     want_w = torch.from_numpy(ref.backward(losses))
     want_enc, want_s = _grads(enc.parameters()), ref.loss_scale.grad.clone()
@@ -290,7 +258,7 @@ def test_gradnorm_equals_libmtl_first_step() -> None:
     shared = list(enc.parameters())  # one weight matrix: the last shared layer is all shared params
     losses, _ = _losses(enc, heads, x, y)
     init = losses.detach().numpy().astype(np.float64)[:, None]
-    ref = _libmtl("GradNorm", 2, shared=shared, epoch=1, loss_buffer=init)
+    ref = libmtl_weighting("GradNorm", 2, shared=shared, epoch=1, loss_buffer=init)
     for p in shared:
         p.grad = torch.zeros_like(p)
     want_w = torch.from_numpy(ref.backward(losses, alpha=1.5))
@@ -376,7 +344,7 @@ def test_imtl_l_scale_equals_libmtl_imtl() -> None:
     shared = list(enc.parameters())
     for p in shared:
         p.grad = torch.zeros_like(p)
-    ref = _libmtl("IMTL", 2, shared=shared)
+    ref = libmtl_weighting("IMTL", 2, shared=shared)
     with torch.no_grad():
         ref.loss_scale.copy_(torch.tensor([0.3, -0.2]))
     losses, _ = _losses(enc, heads, x, y)
