@@ -39,7 +39,7 @@ class AlignedMTL(Aggregator):
 
     name = "aligned_mtl"
 
-    def __init__(self, n_tasks: int, level: str = "param", scale_mode: str = "min", batched: bool | None = None) -> None:
+    def __init__(self, n_tasks: int, level: str = "param", scale_mode: str = "min", batched: bool = True) -> None:
         super().__init__(n_tasks, level, batched)
         if scale_mode not in SCALE_MODES:
             raise MtlensError(f"aligned_mtl: unknown scale_mode {scale_mode!r}; choose one of {', '.join(SCALE_MODES)}")

@@ -32,7 +32,7 @@ class CAGrad(Aggregator):
     name = "cagrad"
 
     def __init__(
-        self, n_tasks: int, level: str = "param", c: float = 0.4, rescale: int = 1, batched: bool | None = None
+        self, n_tasks: int, level: str = "param", c: float = 0.4, rescale: int = 1, batched: bool = True
     ) -> None:
         super().__init__(n_tasks, level, batched)
         if not c >= 0:

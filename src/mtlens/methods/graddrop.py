@@ -39,7 +39,7 @@ class GradDrop(Seeded, Aggregator):
         level: str = "param",
         leak: float | Sequence[float] = 0.0,
         seed: int = 0,
-        batched: bool | None = None,
+        batched: bool = True,
     ) -> None:
         super().__init__(n_tasks, level, batched)
         leak_t = torch.as_tensor(leak, dtype=torch.float64)

@@ -35,7 +35,7 @@ class GradVac(Seeded, Aggregator):
     state_keys = ("targets",)
 
     def __init__(
-        self, n_tasks: int, level: str = "param", beta: float = 0.5, seed: int = 0, batched: bool | None = None
+        self, n_tasks: int, level: str = "param", beta: float = 0.5, seed: int = 0, batched: bool = True
     ) -> None:
         super().__init__(n_tasks, level, batched)
         if not 0.0 <= beta <= 1.0:

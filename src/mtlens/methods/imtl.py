@@ -51,7 +51,7 @@ class IMTL(IMTLG):
 
     name = "imtl"
 
-    def __init__(self, n_tasks: int, level: str = "param", device: str | torch.device = "cpu", batched: bool | None = None) -> None:
+    def __init__(self, n_tasks: int, level: str = "param", device: str | torch.device = "cpu", batched: bool = True) -> None:
         super().__init__(n_tasks, level, batched)
         from mtlens.methods.imtl_l import IMTLL  # the loss-scaling half lives with the loss weightings
 

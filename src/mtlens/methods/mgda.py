@@ -41,7 +41,7 @@ class MGDA(Aggregator):
         normalization: str = "none",
         solver: str = "exact",
         max_iter: int = 250,
-        batched: bool | None = None,
+        batched: bool = True,
     ) -> None:
         super().__init__(n_tasks, level, batched)
         if normalization not in NORMALIZATIONS:

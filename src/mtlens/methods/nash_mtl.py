@@ -41,7 +41,7 @@ class NashMTL(Aggregator):
         update_weights_every: int = 1,
         max_norm: float = 1.0,
         max_iter: int = 100,
-        batched: bool | None = None,
+        batched: bool = True,
     ) -> None:
         super().__init__(n_tasks, level, batched)
         if update_weights_every < 1:

@@ -47,7 +47,7 @@ class PCGrad(Seeded, Aggregator):
 
     name = "pcgrad"
 
-    def __init__(self, n_tasks: int, level: str = "param", seed: int = 0, batched: bool | None = None) -> None:
+    def __init__(self, n_tasks: int, level: str = "param", seed: int = 0, batched: bool = True) -> None:
         super().__init__(n_tasks, level, batched)
         self._init_rng(seed)
 

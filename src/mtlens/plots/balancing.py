@@ -75,7 +75,8 @@ def feature_vs_param_table(perf: dict[tuple[str, str], dict[str, float]], tasks:
             if t.name in vals and t.name in param and param[t.name] != 0:
                 rel = (vals[t.name] - param[t.name]) / abs(param[t.name])
                 better = rel < 0 if _lower_is_better(t) else rel > 0
-                cells.append(f"{100 * rel:+.1f}%{' ↑' if better else ' ↓'}")
+                # RGW and other gradient-independent weightings are linear: both levels give the same update.
+                cells.append("0.0%" if abs(rel) < 5e-4 else f"{100 * rel:+.1f}%{' ↑' if better else ' ↓'}")
             else:
                 cells.append("—")
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
