@@ -209,7 +209,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the reference configs' num_* sizes")
     parser.add_argument("--train-steps", type=int, default=300)
-    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--batch-size", type=lambda v: v if v == "auto" else int(v), default="auto",
+                        help="mtlens encoding batch ('auto': 64 on CPU, 1024 on GPU)")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--metrics", default="mig,factor_vae,sap,dci,beta_vae,modularity_explicitness,irs,unsupervised")
