@@ -137,6 +137,7 @@ def trajectory_figure(records: Sequence[Any], measure: str, path: Path) -> Path 
         return {s: float(np.mean([r[s] for r in runs])) for s in steps}
     base = mean_curve(curves["ew"])
     fig, ax = plt.subplots(figsize=(7, 3.8))
+    ax.set_prop_cycle(color=plt.cm.tab20(np.arange(20)))  # 17 methods: ten colours would repeat
     for method, runs in curves.items():
         if method == "ew":
             continue
