@@ -73,26 +73,6 @@ def train_encoder(model: torch.nn.Module, dataset, steps: int, seed: int) -> flo
     return float(loss)
 
 
-def reference_data(dataset, shim):
-    base, state_space_cls = shim.load_state_space()
-    latent = [k for k, s in enumerate(dataset.factor_sizes) if s > 1]
-
-    class Wrapped(base):
-        state_space = state_space_cls(np.array(dataset.factor_sizes, dtype=np.int64), latent)
-        num_factors = len(latent)
-        factors_num_values = [dataset.factor_sizes[i] for i in latent]
-        observation_shape = list(dataset.image_shape)
-
-        def sample_factors(self, num, random_state):
-            return self.state_space.sample_latent_factors(num, random_state)
-
-        def sample_observations_from_factors(self, factors, random_state):
-            all_factors = self.state_space.sample_all_factors(factors, random_state)
-            return dataset.images(dataset.index_of(all_factors)).numpy()
-
-    return Wrapped()
-
-
 def settings_for(scale: float) -> dict[str, dict[str, int]]:
     out = {}
     for name in ("mig", "factor_vae", "beta_vae", "sap", "dci", "modularity_explicitness", "irs", "unsupervised"):
@@ -143,7 +123,7 @@ def bench_encoder(args, shim) -> None:
         with torch.no_grad():
             return model(torch.from_numpy(observations).to(device)).cpu().numpy()
 
-    gt = reference_data(dataset, shim)
+    gt = shim.ground_truth_data(dataset)
     settings = settings_for(args.scale)
     totals = {"mtlens_s": 0.0, "dlib_s": 0.0}
     for metric in args.metrics:

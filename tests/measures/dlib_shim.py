@@ -16,6 +16,8 @@ import sys
 import types
 from typing import Any, Callable
 
+import numpy as np
+
 _BINDINGS: dict[str, dict[str, Any]] = {}
 
 
@@ -100,3 +102,34 @@ def load_state_space() -> tuple[type, type]:
             for mod in placeholders:
                 del sys.modules[mod]
     return ground_truth_data.GroundTruthData, sys.modules[name].SplitDiscreteStateSpace
+
+
+def ground_truth_data(dataset: Any) -> Any:
+    """Returns a disentanglement_lib GroundTruthData over `dataset`, sampling with its SplitDiscreteStateSpace."""
+    base, state_space_cls = load_state_space()
+    latent = [k for k, s in enumerate(dataset.factor_sizes) if s > 1]
+
+    class Wrapped(base):
+        def __init__(self):
+            self.state_space = state_space_cls(np.array(dataset.factor_sizes, dtype=np.int64), latent)
+
+        @property
+        def num_factors(self):
+            return self.state_space.num_latent_factors
+
+        @property
+        def factors_num_values(self):
+            return [dataset.factor_sizes[i] for i in latent]
+
+        @property
+        def observation_shape(self):
+            return list(dataset.image_shape)
+
+        def sample_factors(self, num, random_state):
+            return self.state_space.sample_latent_factors(num, random_state)
+
+        def sample_observations_from_factors(self, factors, random_state):
+            all_factors = self.state_space.sample_all_factors(factors, random_state)
+            return dataset.images(dataset.index_of(all_factors)).numpy()
+
+    return Wrapped()

@@ -176,34 +176,8 @@ class RowwiseEncoder:
 
 
 def _reference_data(dataset: FactorDataset):
-    """Returns a disentanglement_lib GroundTruthData over `dataset`, sampling with its SplitDiscreteStateSpace."""
-    base, state_space_cls = _shim().load_state_space()
-    latent = [k for k, s in enumerate(dataset.factor_sizes) if s > 1]
-
-    class Wrapped(base):
-        def __init__(self):
-            self.state_space = state_space_cls(np.array(dataset.factor_sizes, dtype=np.int64), latent)
-
-        @property
-        def num_factors(self):
-            return self.state_space.num_latent_factors
-
-        @property
-        def factors_num_values(self):
-            return [dataset.factor_sizes[i] for i in latent]
-
-        @property
-        def observation_shape(self):
-            return list(dataset.image_shape)
-
-        def sample_factors(self, num, random_state):
-            return self.state_space.sample_latent_factors(num, random_state)
-
-        def sample_observations_from_factors(self, factors, random_state):
-            all_factors = self.state_space.sample_all_factors(factors, random_state)
-            return dataset.images(dataset.index_of(all_factors)).numpy()
-
-    return Wrapped()
+    """Returns a disentanglement_lib GroundTruthData over `dataset` (see dlib_shim.ground_truth_data)."""
+    return _shim().ground_truth_data(dataset)
 
 
 SETTINGS = {
