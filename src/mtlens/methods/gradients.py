@@ -35,9 +35,10 @@ def vjp_rows(
             grads = torch.autograd.grad(
                 outputs, inputs, grad_outputs=cotangents, retain_graph=True, allow_unused=True, is_grads_batched=True
             )
-            return _flat(grads, inputs, rows)
         except RuntimeError:
-            pass  # an op without a vmap rule: fall back to the loop below
+            grads = None  # an op without a vmap rule: fall back to the loop below
+        if grads is not None:
+            return _flat(grads, inputs, rows)
     per_row = []
     for r in range(rows):
         g = torch.autograd.grad(
