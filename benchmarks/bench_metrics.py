@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from mtlens.data import available_datasets, create_dataset
+from mtlens.device import resolve_device
 from mtlens.measures import disentanglement as D
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,7 +114,7 @@ def bench_encoder(args, shim) -> None:
     t0 = time.perf_counter()
     loss = train_encoder(model, dataset, args.train_steps, args.seed)
     emit(case="conv_encoder", stage="train", dataset=str(dataset), steps=args.train_steps, loss=loss, seconds=time.perf_counter() - t0)
-    device = D.evaluator.resolve_device(args.device)
+    device = resolve_device(args.device)
     model = model.to(device)
 
     def encode(images: torch.Tensor) -> torch.Tensor:

@@ -16,18 +16,10 @@ import torch
 
 from mtlens.data.base import FactorDataset
 from mtlens.data.tasks import TaskSet, TaskSpec
+from mtlens.device import resolve_device
 from mtlens.errors import MtlensError
 
 INPUTS = ("physical", "unit")
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """Returns CUDA when `device="auto"` and a GPU is present, else the CPU (or the device asked for)."""
-    if isinstance(device, torch.device):
-        return device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 class RandomMLPTasks(TaskSet):

@@ -9,7 +9,8 @@ import torch
 
 from mtlens.data import create_dataset
 from mtlens.data.base import FactorDataset
-from mtlens.data.random_mlp import RandomMLPTasks, resolve_device
+from mtlens.data.random_mlp import RandomMLPTasks
+from mtlens.device import resolve_device
 from mtlens.errors import MtlensError
 from mtlens.measures.disentanglement import evaluate
 from mtlens.models import create_model

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import torch
 
 from mtlens.data.multitask import MultiTaskDataset, make_loader
-from mtlens.data.random_mlp import resolve_device
+from mtlens.device import resolve_device
 from mtlens.errors import MtlensError
 from mtlens.methods.base import Method
 from mtlens.models.hard_sharing import MultiTaskModel

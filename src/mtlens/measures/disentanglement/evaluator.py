@@ -20,22 +20,13 @@ from typing import Any
 import numpy as np
 import torch
 
+from mtlens.device import resolve_device
 from mtlens.errors import MtlensError
 from mtlens.measures.disentanglement.protocols import METRICS, Protocol
 from mtlens.measures.disentanglement.results import MetricResult
 from mtlens.measures.disentanglement.sampling import ReferenceSampler
 
 DEFAULT_METRICS = ("mig", "factor_vae", "sap", "dci")
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """Returns the torch device for "auto" (CUDA when present, else CPU) or the one named."""
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise MtlensError(f"unknown device {device!r}; use 'auto', 'cpu' or 'cuda'") from err
 
 
 def auto_batch_size(device: torch.device) -> int:
