@@ -17,7 +17,7 @@ import numpy as np
 import scipy.stats
 from numba import njit, prange
 
-from mtlens.measures.disentanglement._gbt_tree import LEAF, MAX_NODES, build_tree
+from mtlens.measures.disentanglement._gbt_tree import LEAF, MAX_NODES, harmful_tie, build_tree
 
 STAGES = 100  # GradientBoostingClassifier() defaults
 LEARNING_RATE = 0.1
@@ -218,13 +218,9 @@ def _duplicates(X: np.ndarray, encoded: np.ndarray) -> np.ndarray:
 
 
 def _tie_prone(X: np.ndarray, sorted_root: np.ndarray, dup: np.ndarray) -> np.ndarray:
-    """Returns, per feature, whether two different samples share a value (only those nodes may need redoing)."""
-    out = np.zeros(X.shape[1], dtype=np.bool_)
-    for f in range(X.shape[1]):
-        v = X[sorted_root[f], f]
-        d = dup[sorted_root[f]]
-        out[f] = bool(np.any((v[1:] == v[:-1]) & (d[1:] != d[:-1])))
-    return out
+    """Returns, per feature, whether two different samples share a value anywhere (only then can a node's)."""
+    n = X.shape[0]
+    return np.array([harmful_tie(sorted_root[f], 0, n, X, f, dup) for f in range(X.shape[1])], dtype=np.bool_)
 
 
 def fit_gbt(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, seeds: np.ndarray

@@ -67,7 +67,7 @@ def _scan_feature(order, lo, m, X, f, y, sum_total, wn, best):
 
 
 @njit(cache=True, nogil=True)
-def _harmful_tie(order, lo, m, X, f, dup):
+def harmful_tie(order, lo, m, X, f, dup):
     """Returns True where two different (non-duplicate) samples share a value of feature f."""
     for q in range(1, m):
         a, b = order[lo + q - 1], order[lo + q]
@@ -175,7 +175,7 @@ def build_tree(X, y, dup, tie_prone, sorted_root, seed, max_depth, samples, list
         pos = end
         if not is_leaf:
             for g in range(n_features):
-                tied[g] = tie_prone[g] and _harmful_tie(lists[g], start, m, X, g, dup)
+                tied[g] = tie_prone[g] and harmful_tie(lists[g], start, m, X, g, dup)
             n_total = _search(X, y, tied, start, end, n_known, features, constant_features, state, samples,
                               lists, values, sum_total, wn, best)
             pos = start + np.int64(best[1])
