@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from mtlens.data.tasks import TaskSpec
-from mtlens.methods import create
+from mtlens.methods import create_method
 from mtlens.models import create_model
 
 N_TASKS, BATCH, SIZE = 10, 64, 64
@@ -68,7 +68,7 @@ def _time(step: Callable[[], None], steps: int) -> float:
 def _ours(name: str, level: str, batched: bool | None = None) -> Callable[[], None]:
     model, x, y = _setup()
     options = {} if name in ("ew", "cosreg") else {"batched": batched}
-    method = create(name, N_TASKS, level=level, **options)
+    method = create_method(name, N_TASKS, level=level, **options)
     opt = torch.optim.Adam(list(model.parameters()) + method.parameters(), lr=1e-4)
     shared, heads = list(model.shared_parameters()), list(model.task_parameters())
 

@@ -19,7 +19,7 @@ from mtlens.data.random_mlp import RandomMLPTasks
 
 def naive_modules(tasks: RandomMLPTasks) -> list[nn.Sequential]:
     nets = []
-    for t in range(tasks.num_tasks):
+    for t in range(tasks.n_tasks):
         layers: list[nn.Module] = []
         for i, (w, b) in enumerate(tasks.layers):
             lin = nn.Linear(w.shape[1], w.shape[2])

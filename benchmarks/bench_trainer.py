@@ -19,11 +19,11 @@ import torch
 from mtlens.data import create_dataset
 from mtlens.data.multitask import MultiTaskDataset, factor_task_splits, make_loader, split_indices
 from mtlens.data.random_mlp import RandomMLPTasks
-from mtlens.methods import create
+from mtlens.methods import create_method
 from mtlens.models import create_model
 from mtlens.runs import RunStore
 from mtlens.training import TrainConfig, Trainer
-from mtlens.training.losses import task_losses
+from mtlens.models.losses import task_losses
 
 
 def bare_epoch(model, data: MultiTaskDataset, batch_size: int, seed: int) -> float:
@@ -56,7 +56,7 @@ def main(n_images: int = 3200, batch_size: int = 64, repeats: int = 3) -> None:
             run_id = store.create_run("bench", {"r": r}, r)
             store.start(run_id)
             model = create_model("multi_head", tasks.tasks, ds.image_shape)
-            t = Trainer(model, create("ew", 10), data, TrainConfig(epochs=1, batch_size=batch_size, seed=r, progress=True,
+            t = Trainer(model, create_method("ew", 10), data, TrainConfig(epochs=1, batch_size=batch_size, seed=r, progress=True,
                         device="cpu"), store=store, run_id=run_id, checkpoint_dir=Path(tmp) / run_id)
             t.fit()
             trainer_times.append(t.history[-1]["time/epoch_s"])

@@ -157,7 +157,7 @@ def test_digit_pairs_construction() -> None:
     rows = np.flatnonzero(np.isin(digits.train_y, (3, 8)))
     assert torch.equal(train.x, digits.train_x[rows])
     capped = create_dataset("digit_pairs", n_tasks=4, seed=2, n=50)
-    assert capped.num_tasks == 4 and all(len(tr) == 50 for tr in capped.train)
+    assert capped.n_tasks == 4 and all(len(tr) == 50 for tr in capped.train)
     loaders = capped.loaders("train", 16, shuffle=True, seed=0)
     batch = next(iter(loaders[1]))
     assert batch["x"].shape == (16, 1, 28, 28) and batch["targets"].shape == (16, 1)

@@ -69,12 +69,12 @@ def test_unit_inputs_scale_factor_values_to_0_1() -> None:
 
 @pytest.mark.parametrize(
     "kwargs, message",
-    [({"num_tasks": 0}, "n_tasks must be >= 1"), ({"inputs": "raw"}, "unknown inputs 'raw'"),
+    [({"n_tasks": 0}, "n_tasks must be >= 1"), ({"inputs": "raw"}, "unknown inputs 'raw'"),
      ({"inputs": "unit"}, "needs value_ranges")],
 )
 def test_bad_arguments(kwargs, message) -> None:
     with pytest.raises(MtlensError, match=message):
-        RandomMLPTasks(3, **{"num_tasks": 2, **kwargs})
+        RandomMLPTasks(3, **{"n_tasks": 2, **kwargs})
 
 
 def test_bad_factor_values() -> None:

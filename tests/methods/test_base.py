@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from mtlens import MtlensError
-from mtlens.methods import GradientAggregator, create, task_jacobian, vjp_rows
+from mtlens.methods import GradientAggregator, create_method, task_jacobian, vjp_rows
 
 
 class _Mean(GradientAggregator):
@@ -82,11 +82,11 @@ def test_feature_level_mean_equals_mean_loss() -> None:
 def test_ew_is_plain_sum_and_errors() -> None:
     enc, heads, x, y = _model()
     losses, z = _losses(enc, heads, x, y)
-    w = create("ew", 3).backward(losses, enc.parameters())
+    w = create_method("ew", 3).backward(losses, enc.parameters())
     assert w.tolist() == [1.0, 1.0, 1.0]
     with pytest.raises(MtlensError, match="expected 3 task losses"):
-        create("equal", 3).backward(torch.ones(2), [])
+        create_method("equal", 3).backward(torch.ones(2), [])
     with pytest.raises(MtlensError, match="needs the shared representation"):
         _Mean(3, level="feature").backward(torch.ones(3, requires_grad=True), [])
     with pytest.raises(MtlensError, match="unknown method"):
-        create("nope", 3)
+        create_method("nope", 3)

@@ -14,7 +14,7 @@ from scipy.optimize import minimize
 from torch import nn
 
 from mtlens import MtlensError
-from mtlens.methods import create
+from mtlens.methods import create_method
 from mtlens.methods._solvers import cagrad_weights
 from mtlens.methods.aligned_mtl import balance_matrix
 from mtlens.methods.cosreg import cosine_penalty
@@ -38,7 +38,7 @@ def _torchjd():  # type: ignore[no-untyped-def]
 # ------------------------------------------------------------------------------------------------ PCGrad
 def test_pcgrad_two_tasks_removes_the_conflict_and_matches_libmtl() -> None:
     jac = torch.tensor([[1.0, 0.0, 0.0], [-1.0, 1.0, 0.0]], dtype=torch.float64)
-    m = create("pcgrad", 2)
+    m = create_method("pcgrad", 2)
     d = m.aggregate(jac)
     # g1 - (g1.g2/|g2|^2) g2 = (0.5, 0.5, 0); g2 - (g2.g1/|g1|^2) g1 = (0, 1, 0)
     torch.testing.assert_close(d, torch.tensor([0.5, 1.5, 0.0], dtype=torch.float64))
@@ -46,7 +46,7 @@ def test_pcgrad_two_tasks_removes_the_conflict_and_matches_libmtl() -> None:
     for seed in range(5):
         j = _jac(2, 6, seed)
         ref, _ = libmtl_on_jacobian("PCGrad", j.float())
-        torch.testing.assert_close(create("pcgrad", 2).aggregate(j.float()), ref, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(create_method("pcgrad", 2).aggregate(j.float()), ref, rtol=1e-5, atol=1e-6)
 
 
 def _pcgrad_by_vectors(jac: torch.Tensor, orders: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -74,18 +74,18 @@ def test_pcgrad_gram_form_equals_vector_projections_and_torchjd() -> None:
         # same seed, same permutations: our seeded generator and TorchJD's global one agree
         torch.manual_seed(seed)
         ref = agg.PCGrad()(jac)
-        torch.testing.assert_close(create("pcgrad", n_tasks, seed=seed).aggregate(jac), ref)
+        torch.testing.assert_close(create_method("pcgrad", n_tasks, seed=seed).aggregate(jac), ref)
 
 
 def test_pcgrad_seed_determinism_and_resume() -> None:
     jacs = [_jac(5, 7, s) for s in range(6)]
-    a = create("pcgrad", 5, seed=3)
+    a = create_method("pcgrad", 5, seed=3)
     first = [a.aggregate(j) for j in jacs[:3]]
     state = a.state_dict()
     rest = [a.aggregate(j) for j in jacs[3:]]
-    b = create("pcgrad", 5, seed=3)
+    b = create_method("pcgrad", 5, seed=3)
     torch.testing.assert_close(torch.stack([b.aggregate(j) for j in jacs[:3]]), torch.stack(first))
-    c = create("pcgrad", 5, seed=99)
+    c = create_method("pcgrad", 5, seed=99)
     c.load_state_dict(state)
     torch.testing.assert_close(torch.stack([c.aggregate(j) for j in jacs[3:]]), torch.stack(rest))
 
@@ -93,7 +93,7 @@ def test_pcgrad_seed_determinism_and_resume() -> None:
 # ----------------------------------------------------------------------------------------------- GradVac
 def test_gradvac_raises_the_cosine_to_its_target_two_tasks() -> None:
     jac = _jac(2, 5, 7)
-    m = create("gradvac", 2, beta=0.5)
+    m = create_method("gradvac", 2, beta=0.5)
     m.targets.fill_(0.3)
     m.aggregate(jac)
     # weights are column sums of the coefficients: w2 = 1 + c12, so g1' = g1 + (w2 - 1) g2
@@ -109,7 +109,7 @@ def test_gradvac_raises_the_cosine_to_its_target_two_tasks() -> None:
 def test_gradvac_equals_torchjd_over_steps_and_libmtl_first_step() -> None:
     agg = _torchjd()
     for n_tasks in (3, 5):
-        ours = create("gradvac", n_tasks, beta=0.5, seed=11)
+        ours = create_method("gradvac", n_tasks, beta=0.5, seed=11)
         torch.manual_seed(11)
         ref = agg.GradVac(beta=0.5)
         for step in range(4):
@@ -118,17 +118,17 @@ def test_gradvac_equals_torchjd_over_steps_and_libmtl_first_step() -> None:
             torch.testing.assert_close(ours.aggregate(jac), ref(jac), rtol=1e-6, atol=1e-8)
     jac = _jac(2, 6, 5)
     ref_d, _ = libmtl_on_jacobian("GradVac", jac.float(), beta=0.5)
-    torch.testing.assert_close(create("gradvac", 2).aggregate(jac.float()), ref_d, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(create_method("gradvac", 2).aggregate(jac.float()), ref_d, rtol=1e-5, atol=1e-6)
 
 
 def test_gradvac_resume_restores_targets_and_generator() -> None:
     jacs = [_jac(4, 6, s, shift=0.1) for s in range(5)]
-    a = create("gradvac", 4, seed=1)
+    a = create_method("gradvac", 4, seed=1)
     for j in jacs[:2]:
         a.aggregate(j)
     state = a.state_dict()
     rest = torch.stack([a.aggregate(j) for j in jacs[2:]])
-    b = create("gradvac", 4, seed=1)
+    b = create_method("gradvac", 4, seed=1)
     b.load_state_dict(state)
     torch.testing.assert_close(torch.stack([b.aggregate(j) for j in jacs[2:]]), rest)
 
@@ -139,12 +139,12 @@ def test_graddrop_param_level_equals_torchjd_and_keeps_agreeing_signs() -> None:
     jac = _jac(4, 50, 3).float()
     torch.manual_seed(8)
     ref = agg.GradDrop()(jac)
-    torch.testing.assert_close(create("graddrop", 4, seed=8).aggregate(jac), ref)
+    torch.testing.assert_close(create_method("graddrop", 4, seed=8).aggregate(jac), ref)
     # all gradients positive: purity 1, everything is kept (the sum)
     pos = jac.abs()
-    torch.testing.assert_close(create("graddrop", 4).aggregate(pos), pos.sum(0))
+    torch.testing.assert_close(create_method("graddrop", 4).aggregate(pos), pos.sum(0))
     # leak 1 keeps everything whatever the mask
-    torch.testing.assert_close(create("graddrop", 4, leak=1.0).aggregate(jac), jac.sum(0))
+    torch.testing.assert_close(create_method("graddrop", 4, leak=1.0).aggregate(jac), jac.sum(0))
 
 
 def test_graddrop_feature_level_equals_libmtl_on_activations() -> None:
@@ -170,7 +170,7 @@ def test_graddrop_feature_level_equals_libmtl_on_activations() -> None:
     # ours, same U: the generator seeded as LibMTL's global one
     w_ours = w_ref.detach().clone().requires_grad_(True)
     z = x @ w_ours.T
-    create("graddrop", n_tasks, level="feature", seed=21).backward(task_losses(z), [w_ours], z, [])
+    create_method("graddrop", n_tasks, level="feature", seed=21).backward(task_losses(z), [w_ours], z, [])
     torch.testing.assert_close(w_ours.grad, w_ref.grad, rtol=1e-5, atol=1e-6)
 
 
@@ -178,7 +178,7 @@ def test_graddrop_feature_level_equals_libmtl_on_activations() -> None:
 def test_rgw_weights_on_simplex_and_equal_torchjd() -> None:
     agg = _torchjd()
     jac = _jac(5, 7, 0).float()
-    m = create("rgw", 5, seed=4)
+    m = create_method("rgw", 5, seed=4)
     torch.manual_seed(4)
     ref = agg.Random()(jac)
     torch.testing.assert_close(m.aggregate(jac), ref)
@@ -207,7 +207,7 @@ def _min_norm_brute_force(g: np.ndarray) -> float:
 def test_mgda_is_the_min_norm_point_kkt_and_scipy(seed: int) -> None:
     n_tasks = 2 + seed % 4
     jac = _jac(n_tasks, 6, seed, shift=0.3 * (seed % 2))
-    m = create("mgda", n_tasks)
+    m = create_method("mgda", n_tasks)
     d = m.aggregate(jac)
     a = m.last_weights.double()
     g = (jac @ jac.T).numpy()
@@ -243,7 +243,7 @@ def test_mgda_references_libmtl_and_torchjd() -> None:
             # LibMTL returns the weights of the normalised gradients; we apply them to the raw ones, as the
             # authors do, so the weights are compared on the normalised problem
             _, ref_w = libmtl_on_jacobian("MGDA", jac, losses, mgda_gn=gn)
-            m = create("mgda", jac.shape[0], normalization=gn)
+            m = create_method("mgda", jac.shape[0], normalization=gn)
             m.aggregate(jac, losses)
             n = _normalizers(jac, losses, gn)
             g = (jac.double() @ jac.double().T) / torch.outer(n, n)
@@ -255,7 +255,7 @@ def test_mgda_references_libmtl_and_torchjd() -> None:
                 matched += 1
                 torch.testing.assert_close(ours_w, ref_w, rtol=0, atol=2e-3)
         ref_d = agg.MGDA()(jac.double())
-        d = create("mgda", jac.shape[0]).aggregate(jac.double())
+        d = create_method("mgda", jac.shape[0]).aggregate(jac.double())
         assert float(d @ d) <= float(ref_d @ ref_d) * (1 + 1e-9)
     assert matched >= 16  # most cases: LibMTL reached the minimum and the weights agree
 
@@ -263,20 +263,20 @@ def test_mgda_references_libmtl_and_torchjd() -> None:
 def test_mgda_zero_gradient_gives_finite_weights_and_zero_update() -> None:
     jac = torch.tensor([[1.0, 2.0], [0.0, 0.0], [-1.0, 0.5]])
     for gn in ("none", "l2", "loss", "loss+"):
-        m = create("mgda", 3, normalization=gn)
+        m = create_method("mgda", 3, normalization=gn)
         d = m.aggregate(jac, torch.tensor([1.0, 0.0, 2.0]))
         assert bool(torch.isfinite(m.last_weights).all())
         torch.testing.assert_close(d, torch.zeros(2))
     with pytest.raises(MtlensError, match="non-negative losses, task 1"):
-        create("mgda", 3, normalization="loss").aggregate(jac, torch.tensor([1.0, -1.0, 2.0]))
+        create_method("mgda", 3, normalization="loss").aggregate(jac, torch.tensor([1.0, -1.0, 2.0]))
 
 
 # ------------------------------------------------------------------------------------------------- CAGrad
 def test_cagrad_is_the_mean_at_c0_and_solves_the_primal() -> None:
     jac = _jac(4, 6, 1)
-    torch.testing.assert_close(create("cagrad", 4, c=0.0).aggregate(jac), jac.mean(0))
+    torch.testing.assert_close(create_method("cagrad", 4, c=0.0).aggregate(jac), jac.mean(0))
     c = 0.5
-    d = create("cagrad", 4, c=c, rescale=0).aggregate(jac).numpy()
+    d = create_method("cagrad", 4, c=c, rescale=0).aggregate(jac).numpy()
     g, g0 = jac.numpy(), jac.mean(0).numpy()
     radius = c * np.linalg.norm(g0)
     # the primal: maximise min_i <g_i, d> over the ball |d - g0| <= c |g0|
@@ -292,7 +292,7 @@ def test_cagrad_equals_libmtl_three_tasks(rescale: int) -> None:
     for seed in range(3):
         jac = _jac(3, 10, seed).float()
         ref_d, ref_w = libmtl_on_jacobian("CAGrad", jac, calpha=0.5, rescale=rescale)
-        got = create("cagrad", 3, c=0.5, rescale=rescale).aggregate(jac)
+        got = create_method("cagrad", 3, c=0.5, rescale=rescale).aggregate(jac)
         # LibMTL's SLSQP runs on the unscaled problem with its default ftol 1e-6: close, ours a lower dual value
         torch.testing.assert_close(got, ref_d, rtol=0, atol=1e-3 * float(ref_d.norm()))
         g = (jac.double() @ jac.double().T).numpy()
@@ -307,14 +307,14 @@ def test_cagrad_equals_libmtl_three_tasks(rescale: int) -> None:
 def test_cagrad_equals_stored_torchjd_outputs() -> None:
     for case in FIXTURES["cagrad"]:
         jac = torch.tensor(case["jacobian"], dtype=torch.float64)
-        got = create("cagrad", jac.shape[0], c=case["c"], rescale=0).aggregate(jac)
+        got = create_method("cagrad", jac.shape[0], c=case["c"], rescale=0).aggregate(jac)
         torch.testing.assert_close(got, torch.tensor(case["direction"], dtype=torch.float64), rtol=1e-4, atol=1e-4)
 
 
 # ----------------------------------------------------------------------------------------------- Nash-MTL
 def test_nash_weights_satisfy_the_bargaining_condition_and_stored_torchjd() -> None:
     for steps in FIXTURES["nash_mtl"]:
-        m = create("nash_mtl", len(steps[0]["jacobian"]), max_norm=0.0)
+        m = create_method("nash_mtl", len(steps[0]["jacobian"]), max_norm=0.0)
         for step in steps:
             jac = torch.tensor(step["jacobian"], dtype=torch.float64)
             m.aggregate(jac)
@@ -326,11 +326,11 @@ def test_nash_weights_satisfy_the_bargaining_condition_and_stored_torchjd() -> N
 
 def test_nash_clipping_reuse_zero_and_opposite_gradients() -> None:
     jac = _jac(3, 5, 2, shift=1.0) * 10
-    m = create("nash_mtl", 3)
+    m = create_method("nash_mtl", 3)
     d = m.aggregate(jac)
     assert float(d.norm()) == pytest.approx(1.0, rel=1e-6)  # max_norm = 1 clips the update
     # update_weights_every = 2: the second backward step reuses the weights of the first
-    m2 = create("nash_mtl", 3, update_weights_every=2, max_norm=0.0)
+    m2 = create_method("nash_mtl", 3, update_weights_every=2, max_norm=0.0)
     m2.aggregate(jac)
     first = m2.last_weights.clone()
     m2.step = 1
@@ -338,13 +338,13 @@ def test_nash_clipping_reuse_zero_and_opposite_gradients() -> None:
     torch.testing.assert_close(m2.last_weights, first)
     # a zero gradient takes weight 0, the others solve their own bargaining
     zero = torch.cat([jac[:2], torch.zeros(1, 5, dtype=jac.dtype)])
-    m3 = create("nash_mtl", 3, max_norm=0.0)
+    m3 = create_method("nash_mtl", 3, max_norm=0.0)
     m3.aggregate(zero)
     a = m3.last_weights.double()
     assert float(a[2]) == 0.0
     torch.testing.assert_close((zero[:2] @ zero[:2].T) @ a[:2], 1 / a[:2], rtol=1e-5, atol=0.0)
     with pytest.raises(MtlensError, match="nash_mtl .*step 0.*does not exist"):
-        create("nash_mtl", 2).aggregate(torch.tensor([[1.0, 2.0], [-1.0, -2.0]]))
+        create_method("nash_mtl", 2).aggregate(torch.tensor([[1.0, 2.0], [-1.0, -2.0]]))
 
 
 # -------------------------------------------------------------------------------------------- Aligned-MTL
@@ -356,12 +356,12 @@ def test_aligned_mtl_orthogonal_equal_norms_and_torchjd() -> None:
         aligned = b @ jac
         sigma_min = torch.linalg.svdvals(jac).min()
         torch.testing.assert_close(aligned @ aligned.T, sigma_min**2 * torch.eye(n_tasks, dtype=jac.dtype))
-        d = create("aligned_mtl", n_tasks).aggregate(jac)
+        d = create_method("aligned_mtl", n_tasks).aggregate(jac)
         torch.testing.assert_close(d, aligned.sum(0))
         torch.testing.assert_close(d, n_tasks * agg.AlignedMTL()(jac))  # TorchJD averages, the authors sum
     # rank-deficient: g3 = g1 + g2 aligns within the span, finite
     jac = _jac(2, 6, 4)
-    d = create("aligned_mtl", 3).aggregate(torch.cat([jac, jac.sum(0, keepdim=True)]))
+    d = create_method("aligned_mtl", 3).aggregate(torch.cat([jac, jac.sum(0, keepdim=True)]))
     assert bool(torch.isfinite(d).all())
 
 
@@ -370,7 +370,7 @@ def test_imtl_g_equal_projections_and_references() -> None:
     agg = _torchjd()
     for n_tasks, seed in [(2, 0), (3, 1), (4, 2)]:
         jac = _jac(n_tasks, 9, seed)
-        d = create("imtl_g", n_tasks).aggregate(jac)
+        d = create_method("imtl_g", n_tasks).aggregate(jac)
         proj = jac @ d / jac.norm(dim=1)
         torch.testing.assert_close(proj, proj[0].expand(n_tasks))
         torch.testing.assert_close(d, agg.IMTLG()(jac))
@@ -388,7 +388,7 @@ def test_imtl_hybrid_scales_losses_and_matches_libmtl_first_step() -> None:
         z = shared(x)
         return torch.stack([((h(z).squeeze(1) - y[:, i]) ** 2).mean() for i, h in enumerate(heads)])
 
-    m = create("imtl", 3)
+    m = create_method("imtl", 3)
     with torch.no_grad():
         m.parameters()[0].copy_(torch.tensor([0.3, -0.2, 0.1]))
     losses = losses_of()
@@ -398,7 +398,7 @@ def test_imtl_hybrid_scales_losses_and_matches_libmtl_first_step() -> None:
     # shared: IMTL-G of the scaled losses' gradients; reported weights alpha_t e^{s_t}
     scaled = s.exp() * losses_of()
     jac = torch.stack([torch.cat([g.flatten() for g in torch.autograd.grad(l, list(shared.parameters()), retain_graph=True)]) for l in scaled])
-    ig = create("imtl_g", 3)
+    ig = create_method("imtl_g", 3)
     want = ig.aggregate(jac)
     got = torch.cat([p.grad.flatten() for p in shared.parameters()])
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
@@ -408,7 +408,7 @@ def test_imtl_hybrid_scales_losses_and_matches_libmtl_first_step() -> None:
     torch.testing.assert_close(heads[0].weight.grad, head_want[0], rtol=1e-5, atol=1e-6)
     # resume
     state = m.state_dict()
-    m2 = create("imtl", 3)
+    m2 = create_method("imtl", 3)
     m2.load_state_dict(state)
     torch.testing.assert_close(m2.parameters()[0].detach(), s)
 
@@ -426,7 +426,7 @@ def test_cosreg_penalty_and_its_gradient() -> None:
         z = torch.tanh(shared(x))
         return torch.stack([(h(z) ** 2).mean() for h in heads])
 
-    m = create("cosreg", 2, weight=0.7)
+    m = create_method("cosreg", 2, weight=0.7)
     w = m.backward(losses_of(), shared.parameters(), None, heads.parameters())
     assert w.tolist() == [1.0, 1.0]
     got = shared.weight.grad.clone()
@@ -441,28 +441,28 @@ def test_cosreg_penalty_and_its_gradient() -> None:
     torch.testing.assert_close(got, want)
     assert m.last_penalty == pytest.approx(float(cos.detach() ** 2), rel=1e-5)
     with pytest.raises(MtlensError, match="parameter gradients only"):
-        create("cosreg", 2, level="feature")
+        create_method("cosreg", 2, level="feature")
 
 
 # ----------------------------------------------------------------------------------- shared behaviour
 @pytest.mark.parametrize("name", AGGREGATORS)
 def test_single_task_returns_its_gradient_and_nan_names_the_task(name: str) -> None:
     g = torch.tensor([[0.5, -2.0, 3.0]])
-    m = create(name, 1)
+    m = create_method(name, 1)
     torch.testing.assert_close(m.aggregate(g, torch.ones(1)), g[0])
     jac = _jac(3, 4, 0).float()
     jac[1, 2] = float("nan")
-    with pytest.raises(MtlensError, match=f"{create(name, 3).name}: the gradient of task 1 contains NaN"):
-        create(name, 3).aggregate(jac, torch.ones(3))
+    with pytest.raises(MtlensError, match=f"{create_method(name, 3).name}: the gradient of task 1 contains NaN"):
+        create_method(name, 3).aggregate(jac, torch.ones(3))
     with pytest.raises(MtlensError, match=r"expected a \[3, P\] matrix"):
-        create(name, 3).aggregate(torch.ones(2, 4), torch.ones(3))
+        create_method(name, 3).aggregate(torch.ones(2, 4), torch.ones(3))
 
 
 @pytest.mark.parametrize("name", ["pcgrad", "gradvac", "graddrop", "rgw", "mgda", "cagrad", "aligned_mtl", "imtl_g"])
 def test_zero_gradients_give_finite_weights(name: str) -> None:
     jac = _jac(3, 5, 1).float()
     jac[1] = 0.0
-    m = create(name, 3)
+    m = create_method(name, 3)
     d = m.aggregate(jac, torch.ones(3))
     assert bool(torch.isfinite(d).all()) and bool(torch.isfinite(m.last_weights).all())
     m.aggregate(torch.zeros(3, 5), torch.ones(3))
@@ -481,7 +481,7 @@ def _tiny_model(seed: int = 0):  # type: ignore[no-untyped-def]
 @pytest.mark.parametrize("level", ["param", "feature"])
 def test_backward_on_a_model_writes_finite_grads_and_resumes(name: str, level: str) -> None:
     enc, heads, x, y = _tiny_model()
-    m = create(name, 3, level=level)
+    m = create_method(name, 3, level=level)
     states = []
     for _ in range(2):
         z = enc(x)
@@ -493,7 +493,7 @@ def test_backward_on_a_model_writes_finite_grads_and_resumes(name: str, level: s
         assert all(p.grad is not None for p in heads.parameters())
         states.append(m.state_dict())
     assert states[-1]["step"] == 2
-    create(name, 3, level=level).load_state_dict(states[0])
+    create_method(name, 3, level=level).load_state_dict(states[0])
 
 
 def test_conv_jacobian_batched_equals_looped_several_layers() -> None:

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from mtlens import MtlensError
-from mtlens.methods import create
+from mtlens.methods import create_method
 from mtlens.methods.dwa import DWA
 from mtlens.methods.famo import FAMO
 from mtlens.methods.gradnorm import GradNorm, last_layer_params
@@ -360,7 +360,7 @@ def test_imtl_l_scale_equals_libmtl_imtl() -> None:
 # ---------------------------------------------------------------------------------------------- all methods
 @pytest.mark.parametrize("name", NAMES)
 def test_nan_loss_raises_naming_the_task(name: str) -> None:
-    m = create(name, 3)
+    m = create_method(name, 3)
     losses = torch.tensor([1.0, float("nan"), 2.0], requires_grad=True)
     with pytest.raises(MtlensError, match="task 1"):
         m.backward(losses, [torch.zeros(2, 2, requires_grad=True)], torch.zeros(2, requires_grad=True))
@@ -370,7 +370,7 @@ def test_nan_loss_raises_naming_the_task(name: str) -> None:
 @pytest.mark.parametrize("n_tasks", [1, 3])
 def test_finite_weights_with_zero_losses_and_one_task(name: str, n_tasks: int) -> None:
     enc, heads, x, y = _model(n_tasks)
-    m = create(name, n_tasks, **({"initial_losses": torch.ones(n_tasks)} if name == "gradnorm" else {}))
+    m = create_method(name, n_tasks, **({"initial_losses": torch.ones(n_tasks)} if name == "gradnorm" else {}))
     opt = torch.optim.SGD([*enc.parameters(), *heads.parameters(), *m.parameters()], lr=0.01)
     y = torch.zeros_like(y)
     with torch.no_grad():
@@ -394,7 +394,7 @@ def test_finite_weights_with_zero_losses_and_one_task(name: str, n_tasks: int) -
 @pytest.mark.parametrize("name", ["uncertainty", "gradnorm", "imtl_l"])
 def test_learnable_state_round_trip(name: str) -> None:
     enc, heads, x, y = _model()
-    m = create(name, 2)
+    m = create_method(name, 2)
     opt = torch.optim.SGD([*enc.parameters(), *m.parameters()], lr=0.1)
     for _ in range(2):
         opt.zero_grad()
@@ -402,7 +402,7 @@ def test_learnable_state_round_trip(name: str) -> None:
         m.backward(losses, enc.parameters(), z)
         opt.step()
     state = m.state_dict()
-    fresh = create(name, 2)
+    fresh = create_method(name, 2)
     fresh.load_state_dict(state)
     for a, b in zip(fresh.parameters(), m.parameters()):
         torch.testing.assert_close(a, b, rtol=0, atol=0)

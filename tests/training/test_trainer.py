@@ -1,18 +1,18 @@
 import pytest
 import torch
 
-from mtlens.methods import create
+from mtlens.methods import create_method
 from mtlens.models import create_model
 from mtlens.runs import RunStore
 from mtlens.training import NonFiniteLoss, TrainConfig, Trainer
-from mtlens.training.losses import task_losses
+from mtlens.models.losses import task_losses
 
 
 def _trainer(tiny_data, arch="multi_head", epochs=2, **kw):
     ds, tasks, data = tiny_data
     torch.manual_seed(0)
     model = create_model(arch, tasks.tasks, ds.image_shape, **kw)
-    method = create("ew", len(model.active_tasks))
+    method = create_method("ew", len(model.active_tasks))
     return Trainer(model, method, data, TrainConfig(epochs=epochs, batch_size=16, progress=False, device="cpu", log_every=2))
 
 

@@ -169,6 +169,6 @@ def factor_task_splits(
     out = {}
     for name in SPLITS:
         idx = split[name]
-        targets = task_set(dataset.factor_values(idx), device=device) if len(idx) else torch.zeros(0, task_set.num_tasks)
+        targets = task_set(dataset.factor_values(idx), device=device) if len(idx) else torch.zeros(0, task_set.n_tasks)
         out[name] = MultiTaskDataset(dataset, targets, task_set.tasks, indices=idx)
     return out

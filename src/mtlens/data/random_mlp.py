@@ -28,7 +28,7 @@ class RandomMLPTasks(TaskSet):
     def __init__(
         self,
         num_inputs: int,
-        num_tasks: int = 10,
+        n_tasks: int = 10,
         seed: int = 0,
         *,
         hidden: Sequence[int] = (300, 300, 300, 300),
@@ -36,8 +36,8 @@ class RandomMLPTasks(TaskSet):
         value_ranges: np.ndarray | None = None,
         standardize: bool = True,
     ) -> None:
-        if num_tasks < 1:
-            raise MtlensError(f"random-MLP tasks: n_tasks must be >= 1, got {num_tasks}")
+        if n_tasks < 1:
+            raise MtlensError(f"random-MLP tasks: n_tasks must be >= 1, got {n_tasks}")
         if num_inputs < 1:
             raise MtlensError(f"random-MLP tasks: need at least one input factor, got {num_inputs}")
         if inputs not in INPUTS:
@@ -50,22 +50,22 @@ class RandomMLPTasks(TaskSet):
         self.inputs = inputs
         self.value_ranges = None if value_ranges is None else np.asarray(value_ranges, dtype=np.float64)
         self.standardize = standardize
-        self.tasks = tuple(TaskSpec(f"task_{i}", "regression") for i in range(num_tasks))
-        self.layers = self._draw_weights(num_tasks)
+        self.tasks = tuple(TaskSpec(f"task_{i}", "regression") for i in range(n_tasks))
+        self.layers = self._draw_weights(n_tasks)
         self.mean: torch.Tensor | None = None
         self.std: torch.Tensor | None = None
 
     @classmethod
-    def for_dataset(cls, dataset: FactorDataset, num_tasks: int = 10, seed: int = 0, **kwargs: object) -> RandomMLPTasks:
+    def for_dataset(cls, dataset: FactorDataset, n_tasks: int = 10, seed: int = 0, **kwargs: object) -> RandomMLPTasks:
         """Returns tasks whose inputs are `dataset`'s factor values (all factors, as in the official files)."""
         ranges = np.array([[np.min(t), np.max(t)] for t in dataset.factor_value_table], dtype=np.float64)
-        return cls(dataset.num_factors, num_tasks, seed, value_ranges=ranges, **kwargs)  # type: ignore[arg-type]
+        return cls(dataset.num_factors, n_tasks, seed, value_ranges=ranges, **kwargs)  # type: ignore[arg-type]
 
-    def _draw_weights(self, num_tasks: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def _draw_weights(self, n_tasks: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         # One generator per task from a SeedSequence, so task i is the same whatever the number of tasks.
         widths = (self.num_inputs, *self.hidden, 1)
         per_task = []
-        for child in np.random.SeedSequence(self.seed).spawn(num_tasks):
+        for child in np.random.SeedSequence(self.seed).spawn(n_tasks):
             g = torch.Generator().manual_seed(int(child.generate_state(1, dtype=np.uint64)[0] >> 1))
             layers = []
             for fan_in, fan_out in zip(widths[:-1], widths[1:]):
@@ -100,9 +100,9 @@ class RandomMLPTasks(TaskSet):
         # One network at a time with contiguous [in, out] weights: a plain addmm per layer measured ~2x faster
         # on CPU than one batched matmul over the T stacked networks (benchmarks/bench_tasks.py).
         nets = [[(w[t].contiguous().to(dev), b[t, 0].contiguous().to(dev)) for w, b in self.layers]
-                for t in range(self.num_tasks)]
+                for t in range(self.n_tasks)]
         x_all = self._prepare(z, dev)
-        out = torch.empty(x_all.shape[0], self.num_tasks, dtype=torch.float32, device=dev)
+        out = torch.empty(x_all.shape[0], self.n_tasks, dtype=torch.float32, device=dev)
         last = len(self.layers) - 1
         for start in range(0, x_all.shape[0], batch_size):
             xb = x_all[start : start + batch_size]
@@ -138,7 +138,7 @@ class RandomMLPTasks(TaskSet):
     def state_dict(self) -> dict[str, object]:
         """Returns what rebuilds these tasks exactly (the weights follow from the seed)."""
         return {
-            "num_inputs": self.num_inputs, "num_tasks": self.num_tasks, "seed": self.seed, "hidden": list(self.hidden),
+            "num_inputs": self.num_inputs, "n_tasks": self.n_tasks, "seed": self.seed, "hidden": list(self.hidden),
             "inputs": self.inputs, "standardize": self.standardize,
             "value_ranges": None if self.value_ranges is None else self.value_ranges.tolist(),
             "mean": None if self.mean is None else self.mean.tolist(),

@@ -79,7 +79,7 @@ class TaskGroupData:
                 raise MtlensError(f"{self.name}: the datasets of task {spec.name!r} must hold exactly that one task")
 
     @property
-    def num_tasks(self) -> int:
+    def n_tasks(self) -> int:
         return len(self.tasks)
 
     @property
@@ -92,8 +92,8 @@ class TaskGroupData:
             if key not in self.names:
                 raise MtlensError(f"{self.name}: no task {key!r}; its tasks are {', '.join(self.names)}")
             key = self.names.index(key)
-        if not 0 <= key < self.num_tasks:
-            raise MtlensError(f"{self.name}: task index {key} out of range 0..{self.num_tasks - 1}")
+        if not 0 <= key < self.n_tasks:
+            raise MtlensError(f"{self.name}: task index {key} out of range 0..{self.n_tasks - 1}")
         return self.train[key], self.test[key]
 
     def loaders(

@@ -43,7 +43,7 @@ class TaskSet(ABC):
     tasks: tuple[TaskSpec, ...]
 
     @property
-    def num_tasks(self) -> int:
+    def n_tasks(self) -> int:
         return len(self.tasks)
 
     @property

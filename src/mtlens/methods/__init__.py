@@ -1,6 +1,6 @@
 """MTL optimisation methods: loss weighting, gradient aggregation, gradient regularisation.
 
-`create(name, n_tasks, **options)` builds one; `available()` lists the names. Each method is called once per
+`create_method(name, n_tasks, **options)` builds one; `available_methods()` lists the names. Each method is called once per
 step from any training loop: `weights = method.backward(losses, shared_params, representation, task_params)`.
 """
 
@@ -16,14 +16,14 @@ from mtlens.methods.gradients import task_jacobian, vjp_rows
 from mtlens.methods.registry import METHODS
 
 
-def create(name: str, n_tasks: int, **options: Any) -> Method:
+def create_method(name: str, n_tasks: int, **options: Any) -> Method:
     """Returns a new method object registered under `name` for `n_tasks` tasks."""
     return METHODS.create(name, n_tasks, **options)
 
 
-def available() -> list[str]:
+def available_methods() -> list[str]:
     """Returns the registered method names."""
     return METHODS.available()
 
 
-__all__ = ["Method", "LossWeighting", "GradientAggregator", "create", "available", "task_jacobian", "vjp_rows", "METHODS"]
+__all__ = ["Method", "LossWeighting", "GradientAggregator", "create_method", "available_methods", "task_jacobian", "vjp_rows", "METHODS"]

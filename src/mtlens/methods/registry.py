@@ -1,4 +1,4 @@
-"""The method registry: `mtlens.methods.create(name, n_tasks, **options)`."""
+"""The method registry: `mtlens.methods.create_method(name, n_tasks, **options)`."""
 
 from __future__ import annotations
 

@@ -8,7 +8,8 @@ Predictions are [N] for regression and binary tasks (binary as logits) and [N, C
 from __future__ import annotations
 
 from abc import ABCMeta, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -16,6 +17,7 @@ from torch import nn
 from mtlens.data.tasks import TaskSpec
 from mtlens.errors import MtlensError
 from mtlens.models.heads import MLPHead
+from mtlens.models.losses import task_losses
 
 
 def _shape_output(spec: TaskSpec, out: torch.Tensor) -> torch.Tensor:
@@ -53,6 +55,16 @@ class MultiTaskModel(nn.Module, metaclass=ABCMeta):
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Returns {task name: prediction}."""
         return self.heads_forward(self.encode(x))
+
+    def step_losses(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Returns (the [T_active] training losses of a batch, the shared representation they were computed from).
+
+        The Trainer and a user's own loop call this once per step; a model whose objective adds terms per task
+        (an information filter's KL, say) overrides it. The representation is what the feature-level methods
+        differentiate; a model without one returns None, and feature-level methods then refuse it.
+        """
+        z = self.encode(batch["x"])
+        return task_losses(self.tasks, self.heads_forward(z), batch["targets"], self.active_tasks), z
 
     def shared_parameters(self) -> Iterator[nn.Parameter]:
         """Returns the trainable parameters of the shared encoder."""

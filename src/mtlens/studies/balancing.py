@@ -18,7 +18,7 @@ from pydantic import Field
 from mtlens.config import Section
 from mtlens.errors import MtlensError
 from mtlens.measures.challenge_callback import ChallengeRecorder
-from mtlens.methods import METHODS, available
+from mtlens.methods import METHODS, available_methods
 from mtlens.models import create_model
 from mtlens.runs import RunStore
 from mtlens.studies.common import (DataConfig, ModelConfig, TrainSection, artifacts_root, build_task_data,
@@ -41,7 +41,7 @@ class BalancingConfig(Section):
     study: Literal["balancing"] = "balancing"
     preset: str = "custom"
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    methods: list[str] = Field(default_factory=available, min_length=1)
+    methods: list[str] = Field(default_factory=available_methods, min_length=1)
     levels: list[Literal["param", "feature"]] = Field(default_factory=lambda: ["param", "feature"], min_length=1)
     method_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     data: DataConfig = Field(default_factory=DataConfig)

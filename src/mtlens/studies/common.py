@@ -17,7 +17,7 @@ from mtlens.data.random_mlp import RandomMLPTasks
 from mtlens.data.task_groups import TaskSplits
 from mtlens.data.tasks import TaskSpec
 from mtlens.errors import MtlensError
-from mtlens.methods import create as create_method
+from mtlens.methods import create_method
 from mtlens.methods.base import Method
 from mtlens.runs import RunStore
 from mtlens.runs.records import Run

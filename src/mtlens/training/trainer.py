@@ -21,7 +21,7 @@ from mtlens.errors import MtlensError
 from mtlens.methods.base import Method
 from mtlens.models.hard_sharing import MultiTaskModel
 from mtlens.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from mtlens.training.losses import score_name, task_losses, task_scores
+from mtlens.models.losses import score_name, task_scores
 from mtlens.training.progress import progress_bar
 
 
@@ -54,6 +54,17 @@ class TrainConfig:
     progress: bool = True
     checkpoint: bool = True
     num_workers: int | str = 0
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """Returns the batch with every tensor (in dicts, lists and tuples, at any depth) moved to `device`."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, Mapping):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
 
 
 class NonFiniteLoss(MtlensError):
@@ -132,11 +143,9 @@ class Trainer:
 
     def train_step(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Runs one optimisation step on a batch; returns the detached [T_active] losses."""
-        x = batch["x"].to(self.device, non_blocking=True)
-        y = batch["targets"].to(self.device, non_blocking=True)
+        batch = to_device(batch, self.device)
         self.optimizer.zero_grad(set_to_none=True)
-        z = self.model.encode(x)
-        losses = task_losses(self.model.tasks, self.model.heads_forward(z), y, self.model.active_tasks)
+        losses, z = self.model.step_losses(batch)
         if not bool(torch.isfinite(losses).all()):
             self._fail(losses)
         shared = list(self.model.shared_parameters())
@@ -148,8 +157,7 @@ class Trainer:
         self.optimizer.step()
         if getattr(self.method, "needs_post_step_losses", False):
             with torch.no_grad():
-                preds = self.model(x)
-                self.method.update(task_losses(self.model.tasks, preds, y, self.model.active_tasks))  # type: ignore[attr-defined]
+                self.method.update(self.model.step_losses(batch)[0])  # type: ignore[attr-defined]
         self.global_step += 1
         return losses.detach()
 

@@ -1,4 +1,6 @@
-"""Per-task losses and test measures by task kind: MSE, binary cross-entropy on logits, cross-entropy."""
+"""Per-task losses and test measures by task kind: MSE, binary cross-entropy on logits, cross-entropy.
+
+They live with the models (not the training loop) because a model's `step_losses` builds its objective from them."""
 
 from __future__ import annotations
 
