@@ -17,7 +17,7 @@ from torch import nn
 from mtlens.data.tasks import TaskSpec
 from mtlens.errors import MtlensError
 from mtlens.models.heads import MLPHead
-from mtlens.models.losses import task_losses
+from mtlens.models.losses import task_losses, task_scores
 
 
 def _shape_output(spec: TaskSpec, out: torch.Tensor) -> torch.Tensor:
@@ -65,6 +65,16 @@ class MultiTaskModel(nn.Module, metaclass=ABCMeta):
         """
         z = self.encode(batch["x"])
         return task_losses(self.tasks, self.heads_forward(z), batch["targets"], self.active_tasks), z
+
+    def score_batch(self, batch: Mapping[str, Any]) -> dict[str, tuple[torch.Tensor, int]]:
+        """Returns per task (the summed test measure over the batch, the number of samples it covers).
+
+        The measure is the squared error (regression) or the number of correct predictions (classes); the
+        Trainer divides the sums by the counts. Models with per-task inputs or stochastic evaluation override it.
+        """
+        scores = task_scores(self.tasks, self(batch["x"]), batch["targets"])
+        n = int(batch["targets"].shape[0])
+        return {name: (value, n) for name, value in scores.items()}
 
     def shared_parameters(self) -> Iterator[nn.Parameter]:
         """Returns the trainable parameters of the shared encoder."""

@@ -21,7 +21,7 @@ from mtlens.errors import MtlensError
 from mtlens.methods.base import Method
 from mtlens.models.hard_sharing import MultiTaskModel
 from mtlens.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from mtlens.models.losses import score_name, task_scores
+from mtlens.models.losses import score_name
 from mtlens.training.progress import progress_bar
 
 
@@ -169,15 +169,14 @@ class Trainer:
         was_training = self.model.training
         self.model.eval()
         loader = make_loader(self.data[split], self.config.eval_batch_size, num_workers=self.config.num_workers)
-        totals: dict[str, torch.Tensor] = {}
-        n = 0
+        sums: dict[str, torch.Tensor] = {}
+        counts: dict[str, int] = {}
         for batch in loader:
-            preds = self.model(batch["x"].to(self.device))
-            for k, v in task_scores(self.model.tasks, preds, batch["targets"].to(self.device)).items():
-                totals[k] = totals.get(k, 0) + v
-            n += batch["targets"].shape[0]
+            for name, (value, n) in self.model.score_batch(to_device(batch, self.device)).items():
+                sums[name] = sums.get(name, 0) + value  # summed in the measure's dtype, as per-task totals
+                counts[name] = counts.get(name, 0) + n
         self.model.train(was_training)
-        out = {f"{split}/{spec.name}/{score_name(spec)}": float(totals[spec.name]) / max(n, 1) for spec in self.model.tasks}
+        out = {f"{split}/{spec.name}/{score_name(spec)}": float(sums[spec.name]) / max(counts[spec.name], 1) for spec in self.model.tasks}
         for kind in ("mse", "acc"):
             vals = [v for k, v in out.items() if k.endswith("/" + kind)]
             if vals:
