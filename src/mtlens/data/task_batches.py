@@ -1,7 +1,8 @@
 """Datasets whose batches hold one batch per task, for models with per-task inputs (seed 003's layer ordering).
 
 A batch is {"x": [x_0, ..., x_{T-1}], "targets": [y_0, ..., y_{T-1}]}: x_t [B_t, ...] float32 and y_t [B_t]
-(the task's one target column). Both datasets work with `make_loader` and the Trainer (which moves the lists
+(the task's one target column); training batches of tasks with one input shape stack them: x [T, B, ...],
+targets [T, B]. Both datasets work with `make_loader` and the Trainer (which moves the lists
 to the device), and assemble a batch whole (`__getitems__`).
 
 - `RandomTaskBatches` (training, seed 003 App. A: "in each iteration of multitask training, a random batch for
@@ -52,17 +53,29 @@ class RandomTaskBatches(Dataset):
             raise MtlensError(f"per-task training batches need a length (rows per epoch) >= 1, got {length!r}")
         self.xs, self.ys = _task_arrays(parts)
         self.length = int(length)
+        self.same_shape = len({(x.shape[1:], x.dtype) for x in self.xs}) == 1
 
     def __len__(self) -> int:
         return self.length
 
-    def __getitems__(self, rows: Sequence[int]) -> dict[str, list[torch.Tensor]]:
-        """Returns one batch of len(rows) random samples per task (the row numbers only set the count)."""
+    def __getitems__(self, rows: Sequence[int]) -> dict[str, list[torch.Tensor] | torch.Tensor]:
+        """Returns one batch of len(rows) random samples per task (the row numbers only set the count).
+
+        When every task has the same input shape, x is one tensor [T, n, ...] and targets [T, n], gathered
+        straight into place (no second copy to stack them).
+        """
         n = len(rows)
         picks = [torch.randint(len(y), (n,)) for y in self.ys]
-        return {"x": [_as_float(x[i]) for x, i in zip(self.xs, picks)], "targets": [y[i] for y, i in zip(self.ys, picks)]}
+        if not self.same_shape:
+            return {"x": [_as_float(x[i]) for x, i in zip(self.xs, picks)], "targets": [y[i] for y, i in zip(self.ys, picks)]}
+        x = torch.empty((len(self.xs), n, *self.xs[0].shape[1:]), dtype=self.xs[0].dtype)
+        y = torch.empty((len(self.ys), n), dtype=self.ys[0].dtype)
+        for t, i in enumerate(picks):
+            torch.index_select(self.xs[t], 0, i, out=x[t])
+            torch.index_select(self.ys[t], 0, i, out=y[t])
+        return {"x": _as_float(x), "targets": y}
 
-    def __getitem__(self, row: int) -> dict[str, list[torch.Tensor]]:
+    def __getitem__(self, row: int) -> dict[str, list[torch.Tensor] | torch.Tensor]:
         return self.__getitems__([row])
 
 

@@ -11,13 +11,14 @@ shared core layers W_1..W_D (each followed by its nonlinearity and a dropout), t
   at once: the parameters are disjoint, so summing the losses gives each task exactly its own updates).
 
 Batches hold one batch per task: {"x": [x_0, ..., x_{T-1}], "targets": [y_0, ..., y_{T-1}]} with x_t [B_t, ...]
-and y_t [B_t] (batch sizes may differ). Predictions are [B_t] (regression; binary as logits) or [B_t, C_t].
+and y_t [B_t] (batch sizes may differ), or, when every task has the same input shape and batch size, x one
+tensor [T, B, ...] and targets [T, B]. Predictions are [B_t] (regression; binary as logits) or [B_t, C_t].
 There is no single shared representation, so `step_losses` returns None for it.
 
 Dropout (App. A: "at the output of each core layer") is applied to the output of each depth. For a fixed
 ordering that is the output of the core layer applied there; for soft ordering it drops the mixed output
 rather than each of the D layer outputs before mixing (the seed does not say which): the same expectation,
-and D times fewer random numbers, which is a quarter of a CPU step at D = 4.
+and D times fewer random numbers (dropout masks were a quarter of a CPU step at D = 4).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from torch.nn import functional as F
 from mtlens.data.tasks import TaskSpec
 from mtlens.errors import MtlensError
 from mtlens.models.losses import task_loss, task_scores
-from mtlens.models.ordering_layers import CoreLayers, TaskConvBank, TaskDenseBank
+from mtlens.models.ordering_layers import CoreLayers, MaskDropout, TaskConvBank, TaskDenseBank
 from mtlens.models.registry import MODELS
 
 ORDERINGS = ("parallel", "permuted", "soft", "single_task")
@@ -121,7 +122,7 @@ class LayerOrderingModel(nn.Module):
         self.input_shapes = _task_shapes(input_shape, T)
         n_layers = D * T if ordering == "single_task" else D
         self.core = CoreLayers(n_layers, width, core, activation, generator=_generator(seed, 1))
-        self.drop = nn.Dropout(float(dropout))
+        self.drop = MaskDropout(float(dropout))
         self._build_encoder(encoder, encoder_activation, _generator(seed, 2))
         self._build_decoder(decoder, _generator(seed, 4))
         if ordering == "soft":
@@ -207,49 +208,61 @@ class LayerOrderingModel(nn.Module):
         local = self.layer_of - self.layer_of.min(dim=1, keepdim=True).values if self.ordering == "single_task" else self.layer_of
         return F.one_hot(local, self.depth).transpose(1, 2).float()
 
-    def _stack_inputs(self, xs: Sequence[torch.Tensor]) -> torch.Tensor:
-        """Returns the tasks' inputs as one zero-padded tensor [T, B_max, ...] in the encoders' layout."""
+    def _sample_shape(self, width: int) -> tuple[int, ...]:
+        return (width,) if self.image_shape is None else (width, *self.image_shape)
+
+    def _stack_inputs(self, xs: Sequence[torch.Tensor] | torch.Tensor) -> tuple[torch.Tensor, list[int]]:
+        """Returns the tasks' inputs as one zero-padded tensor [T, B_max, ...] in the encoders' layout, and each B_t.
+
+        xs: one tensor per task, or one tensor [T, B, ...] when every task has the same input shape (a view then).
+        """
         dtype = self.core.weight.dtype
         pad_to = self.core.width if self.encoder is None else max(self.in_widths)
+        if isinstance(xs, torch.Tensor):
+            width = self.in_widths[0]
+            sample = self._sample_shape(width)
+            if xs.shape[0] != len(self.tasks) or len(set(self.in_widths)) != 1 or math.prod(xs.shape[2:]) != math.prod(sample):
+                raise MtlensError(f"a stacked input must be [{len(self.tasks)}, B, {', '.join(map(str, sample))}] with "
+                                  f"tasks of one input shape; got {list(xs.shape)}")
+            h = xs.to(dtype).reshape(xs.shape[0], xs.shape[1], *sample)
+            if pad_to != width:
+                h = F.pad(h, (*(0, 0) * (h.ndim - 3), 0, pad_to - width))
+            return h, [int(xs.shape[1])] * len(self.tasks)
+        if len(xs) != len(self.tasks):
+            raise MtlensError(f"expected one input tensor per task ({len(self.tasks)}), got {len(xs)}")
         rows = max(x.shape[0] for x in xs)
         parts = []
         for spec, x, width in zip(self.tasks, xs, self.in_widths):
-            sample = (width,) if self.image_shape is None else (width, *self.image_shape)
+            sample = self._sample_shape(width)
             if math.prod(x.shape[1:]) != math.prod(sample):
                 raise MtlensError(f"task {spec.name!r} expects inputs of shape {list(sample)} per sample, got {list(x.shape[1:])}")
             x = x.to(dtype).reshape(x.shape[0], *sample)
-            spatial = (0, 0) * (x.ndim - 2)
             if pad_to != width or rows != x.shape[0]:
-                x = F.pad(x, (*spatial, 0, pad_to - width, 0, rows - x.shape[0]))
+                x = F.pad(x, (*(0, 0) * (x.ndim - 2), 0, pad_to - width, 0, rows - x.shape[0]))
             parts.append(x)
-        return torch.stack(parts)
+        return torch.stack(parts), [int(x.shape[0]) for x in xs]
 
-    def _depth(self, h: torch.Tensor, k: int) -> torch.Tensor:
-        """Returns the activations [T, B, ...] after depth k."""
+    def _core(self, h: torch.Tensor) -> torch.Tensor:
+        """Returns the activations [T, B, ...] after the D depths of core layers (each followed by dropout)."""
         if self.ordering != "soft":
-            return self.drop(self.core.selected(h, self.layer_of[:, k], self._every[k]))
-        T, B = h.shape[:2]
-        every = self.core.all_layers(h.reshape(T * B, *h.shape[2:])).reshape(T, B, self.core.n_layers, -1)
-        if self.identity_layer:
-            every = torch.cat([every, h.reshape(T, B, 1, -1)], dim=2)
-        # a broadcast product and sum: on CPU 1.5-2x faster than einsum's permute-and-bmm, forward and backward
-        mixed = (every * torch.softmax(self.scale_logits[:, :, k], dim=1)[:, None, :, None]).sum(2)
-        return self.drop(mixed.reshape(T, B, *self.core.output_shape(h.shape[2:])))
+            for k in range(self.depth):
+                h = self.drop(self.core.selected(h, self.layer_of[:, k], self._every[k]))
+            return h
+        stacked = self.core.stacked()  # the same stacked layers serve every depth
+        scales = torch.softmax(self.scale_logits, dim=1)
+        for k in range(self.depth):
+            h = self.drop(self.core.mixed(h, scales[:, :, k], self.identity_layer, stacked))
+        return h
 
-    def forward(self, xs: Sequence[torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Returns {task name: prediction} for per-task inputs xs (one tensor per task, in task order)."""
-        xs = list(xs)
-        if len(xs) != len(self.tasks):
-            raise MtlensError(f"expected one input tensor per task ({len(self.tasks)}), got {len(xs)}")
-        h = self._stack_inputs(xs)
+    def forward(self, xs: Sequence[torch.Tensor] | torch.Tensor) -> dict[str, torch.Tensor]:
+        """Returns {task name: prediction} for per-task inputs: one tensor per task (in task order) or one [T, B, ...]."""
+        h, sizes = self._stack_inputs(xs if isinstance(xs, torch.Tensor) else list(xs))
         if self.encoder is not None:
             h = self.encoder(h)
-        for k in range(self.depth):
-            h = self._depth(h, k)
-        out = self.decoder(h.flatten(2))
+        out = self.decoder(self._core(h).flatten(2))
         preds = {}
-        for t, (spec, x) in enumerate(zip(self.tasks, xs)):
-            p = out[t, : x.shape[0], : spec.output_dim]
+        for t, (spec, rows) in enumerate(zip(self.tasks, sizes)):
+            p = out[t, :rows, : spec.output_dim]
             preds[spec.name] = p if spec.kind == "multiclass" else p[:, 0]
         return preds
 

@@ -39,11 +39,32 @@ def _act(h: torch.Tensor, activation: str) -> torch.Tensor:
     return F.relu(h) if activation == "relu" else h
 
 
+class MaskDropout(nn.Module):
+    """Dropout (drop with probability p, scale the rest by 1 / (1 - p)) from a uniform mask.
+
+    The same distribution as nn.Dropout; comparing torch.rand with p is 2.7x faster on CPU than the
+    bernoulli_ draw nn.Dropout makes (41k elements: 0.6 vs 1.6 ms, 1 thread), a fifth of a soft-ordering step.
+    """
+
+    def __init__(self, p: float = 0.5) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise MtlensError(f"dropout must be a rate in [0, 1), got {p}")
+        self.p = float(p)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        """Returns h with dropout applied in training mode, h itself in evaluation mode."""
+        if not self.training or self.p == 0.0:
+            return h
+        return h * torch.rand_like(h).ge_(self.p).mul_(1.0 / (1.0 - self.p))
+
+
 class CoreLayers(nn.Module):
     """n_layers core layers of one shape, stored stacked: dense m -> m, or conv 3x3 c -> c with ReLU and 2x2 max-pool.
 
-    `all_layers` applies every layer to every row (soft ordering); `selected` applies to each task's rows the
-    layer chosen for that task (fixed orderings). Outputs are after the nonlinearity (and pooling).
+    `mixed` applies every layer to every task's rows and mixes them with the task's scales (soft ordering);
+    `selected` applies to each task's rows the layer chosen for that task (fixed orderings). Layer outputs are
+    taken after the nonlinearity (and pooling).
     """
 
     def __init__(self, n_layers: int, width: int, kind: str = "dense", activation: str = "relu",
@@ -107,15 +128,37 @@ class CoreLayers(nn.Module):
         h = _act(h, self.activation)
         return F.max_pool2d(h, 2) if self.kind == "conv" else h
 
-    def all_layers(self, h: torch.Tensor) -> torch.Tensor:
-        """Returns every layer applied to every row: [N, L, *out] for h [N, *in] (one matmul / one convolution)."""
+    def stacked(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns (weight, bias) of all layers as one layer with outputs ordered (feature, layer).
+
+        Dense: [m, m * L] and [m * L]; conv: [c * L, c, 3, 3] and [c * L]. A model computes this once per
+        forward pass and hands it to `mixed` at every depth.
+        """
         L, m = self.n_layers, self.width
         if self.kind == "dense":
-            w = self.weight.permute(1, 0, 2).reshape(m, L * m)
-            out = torch.addmm(self.bias.reshape(1, L * m), h, w)
-            return _act(out, self.activation).view(h.shape[0], L, m)
-        out = self._finish(F.conv2d(h, self.weight.reshape(L * m, m, KERNEL, KERNEL), self.bias.reshape(L * m), padding=1))
-        return out.view(h.shape[0], L, m, *out.shape[-2:])
+            return self.weight.permute(1, 2, 0).reshape(m, m * L), self.bias.t().reshape(m * L)
+        return self.weight.transpose(0, 1).reshape(m * L, m, KERNEL, KERNEL), self.bias.t().reshape(m * L)
+
+    def mixed(self, h: torch.Tensor, scales: torch.Tensor, identity: bool = False,
+              stacked: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
+        """Returns sum_j scales[t, j] * layer_j(h[t]) for h [T, B, *in] and scales [T, L(+1)]: [T, B, *out].
+
+        Every layer runs on every row in one matmul / one convolution whose outputs are ordered (feature, layer),
+        so the mix over layers is one batched matmul (dense). identity: the last scale weighs h itself (dense).
+        stacked: the result of `stacked()`, when the caller already has it.
+        """
+        T, B = h.shape[:2]
+        L, m = self.n_layers, self.width
+        w, b = stacked if stacked is not None else self.stacked()
+        if self.kind == "dense":
+            out = _act(torch.addmm(b, h.reshape(T * B, m), w), self.activation).view(T, B * m, L)
+            if identity:
+                out = torch.cat([out, h.reshape(T, B * m, 1)], dim=2)
+            return torch.bmm(out, scales.unsqueeze(2)).view(T, B, m)
+        out = self._finish(F.conv2d(h.reshape(T * B, *h.shape[2:]), w, b, padding=1))
+        side = out.shape[-2:]
+        out = out.view(T, B * m, L, -1)
+        return (out * scales[:, None, :, None]).sum(2).view(T, B, m, *side)
 
     def selected(self, h: torch.Tensor, layer: torch.Tensor, every: int | None = None) -> torch.Tensor:
         """Returns h [T, B, *in] through layer `layer[t]` for task t's rows: [T, B, *out] (one batched kernel).
