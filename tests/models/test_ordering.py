@@ -183,4 +183,8 @@ def test_bad_input_one_line_errors() -> None:
             LayerOrderingModel(MIXED, WIDTHS, ordering="permuted", **{"depth": 2, **bad})
         errors.append(str(info.value))
     assert all("\n" not in e for e in errors)
-    assert isinstance(CoreLayers.from_modules([nn.Linear(4, 4), nn.Linear(4, 4)]), CoreLayers)
+    own = CoreLayers.from_modules([nn.Linear(8, 8), nn.Linear(8, 8)])
+    model = LayerOrderingModel(MIXED, WIDTHS, ordering="soft", depth=2, core=own)
+    assert model.core is own and model.core.width == 8
+    with pytest.raises(MtlensError, match="the given core has 2 layers; .* needs 3"):
+        LayerOrderingModel(MIXED, WIDTHS, depth=3, core=own)

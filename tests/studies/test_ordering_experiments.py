@@ -57,7 +57,7 @@ def test_digit_pairs_cell() -> None:
     assert soft.scale_trace["distance"][0] == [0.0] * 4  # equal initial scales
     permuted = digit_pairs_cell(2, "permuted", 0, setting_for(DIGIT_PAIRS, "quick", **TINY), device="cpu")
     assert permuted.tasks == soft.tasks and sorted(permuted.permutations[0]) == [0, 1, 2, 3]
-    assert permuted.scales is None and set(permuted.values()) == {"test/mean_error", *(f"test/{t}/error" for t in soft.tasks)}
+    assert permuted.scales is None and set(permuted.values()) == {"test/mean_error", "test/mean_loss", *(f"test/{t}/{m}" for t in soft.tasks for m in ("error", "loss"))}
     again = digit_pairs_cell(2, "soft", 0, setting_for(DIGIT_PAIRS, "quick", **TINY), device="cpu")
     assert again.mean_error == soft.mean_error and again.scales == soft.scales  # a seed reproduces its cell
 

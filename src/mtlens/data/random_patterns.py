@@ -17,8 +17,12 @@ from mtlens.data.tasks import TaskSpec
 from mtlens.errors import MtlensError
 
 
-def build_random_patterns(n: int, width: int = 16, n_tasks: int = 2, seed: int = 0) -> TaskGroupData:
-    """Returns n_tasks binary tasks of n uniform inputs in [0, 1]^width with uniform random labels (test = train)."""
+def build_random_patterns(n: int, width: int = 16, n_tasks: int = 2, seed: int = 0,
+                          data_dir: object = None) -> TaskGroupData:
+    """Returns n_tasks binary tasks of n uniform inputs in [0, 1]^width with uniform random labels (test = train).
+
+    data_dir is accepted for the dataset registry's uniform call and unused: the tasks are drawn, not read.
+    """
     for name, value, low in (("n", n, 1), ("width", width, 1), ("n_tasks", n_tasks, 1)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise MtlensError(f"random_patterns: {name} must be an integer >= {low}, got {value!r}")

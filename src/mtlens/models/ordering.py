@@ -36,7 +36,7 @@ from torch.nn import functional as F
 from mtlens.data.tasks import TaskSpec
 from mtlens.errors import MtlensError
 from mtlens.models.losses import task_loss, task_scores
-from mtlens.models.ordering_layers import CoreLayers, MaskDropout, TaskConvBank, TaskDenseBank
+from mtlens.models.ordering_layers import CORE_ACTIVATIONS, CoreLayers, MaskDropout, TaskConvBank, TaskDenseBank
 from mtlens.models.registry import MODELS
 
 ORDERINGS = ("parallel", "permuted", "soft", "single_task")
@@ -88,7 +88,7 @@ class LayerOrderingModel(nn.Module):
         ordering: str = "soft",
         depth: int = 4,
         width: int = 64,
-        core: str = "dense",
+        core: str | CoreLayers = "dense",
         activation: str = "relu",
         dropout: float = 0.0,
         encoder: str = "learned",
@@ -112,8 +112,11 @@ class LayerOrderingModel(nn.Module):
             raise MtlensError(f"unknown decoder kind {decoder!r}; choose one of {', '.join(DECODERS)}")
         if not 0.0 <= float(dropout) < 1.0:
             raise MtlensError(f"dropout must be a rate in [0, 1), got {dropout}")
-        if identity_layer and (ordering != "soft" or core != "dense"):
-            raise MtlensError(f"identity_layer needs ordering='soft' and core='dense' (got {ordering!r}, {core!r}): a fixed "
+        if encoder_activation not in CORE_ACTIVATIONS:
+            raise MtlensError(f"unknown encoder activation {encoder_activation!r}; choose one of {', '.join(CORE_ACTIVATIONS)}")
+        kind = core.kind if isinstance(core, CoreLayers) else core
+        if identity_layer and (ordering != "soft" or kind != "dense"):
+            raise MtlensError(f"identity_layer needs ordering='soft' and core='dense' (got {ordering!r}, {kind!r}): a fixed "
                               "order would skip a core layer, and a conv layer pools, so no identity matches its shape")
         T, D = len(self.tasks), int(depth)
         self.ordering, self.depth, self.identity_layer = ordering, D, bool(identity_layer)
@@ -121,7 +124,13 @@ class LayerOrderingModel(nn.Module):
         self.active_tasks = tuple(range(T))
         self.input_shapes = _task_shapes(input_shape, T)
         n_layers = D * T if ordering == "single_task" else D
-        self.core = CoreLayers(n_layers, width, core, activation, generator=_generator(seed, 1))
+        if isinstance(core, CoreLayers):  # the user's own layers (CoreLayers.from_modules), trained in place
+            if core.n_layers != n_layers:
+                raise MtlensError(f"the given core has {core.n_layers} layers; ordering={ordering!r} with depth {D} "
+                                  f"and {T} tasks needs {n_layers}")
+            self.core = core
+        else:
+            self.core = CoreLayers(n_layers, width, core, activation, generator=_generator(seed, 1))
         self.drop = MaskDropout(float(dropout))
         self._build_encoder(encoder, encoder_activation, _generator(seed, 2))
         self._build_decoder(decoder, _generator(seed, 4))

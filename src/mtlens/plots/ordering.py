@@ -83,7 +83,7 @@ def plot_layer_usage(source: Any, path: str | Path, title: str = "") -> Path:
     depths = np.arange(1, D + 1)
     for j, name in enumerate(_layer_names(L, D)):
         lo, mid, hi = np.percentile(s[:, j, :], [10, 50, 90], axis=0)
-        line, = ax.plot(depths, 100 * mid, "-o", ms=3, label=name, ls="--" if name == "identity" else "-")
+        line, = ax.plot(depths, 100 * mid, marker="o", ms=3, label=name, ls="--" if name == "identity" else "-")
         ax.fill_between(depths, 100 * lo, 100 * hi, color=line.get_color(), alpha=0.15)
     ax.axhline(100 / L, color="grey", lw=0.8, ls=":")
     ax.set_xticks(depths)

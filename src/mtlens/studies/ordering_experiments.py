@@ -13,7 +13,7 @@ core and decoder weights and sees the same task set, so the variants of one seed
   2x2 max-pool core layers of 53 filters, softmax decoders, dropout 0.5, one sample per task per step, 5000
   iterations (App. A.3).
 
-Each returns a `CellResult`: the test error by iteration (Figs. 4a, 5b, 6a), the final error per task, and for
+Each returns a `CellResult`: the test error by iteration (Figs. 4a, 5b, 6a), the final error and loss per task, and for
 soft ordering the final scales (layer usage, Figs. 4d, 6b) and the scales' distance / hardness over iterations
 (Fig. 4b-c).
 """
@@ -34,7 +34,7 @@ from mtlens.data.tabular import build_tabular
 from mtlens.data.task_groups import TaskGroupData
 from mtlens.errors import MtlensError
 from mtlens.models.ordering import LayerOrderingModel
-from mtlens.training.ordering import train_task_group
+from mtlens.training.ordering import evaluate_losses, train_task_group
 
 VARIANTS = ("single_task", "parallel", "permuted", "soft")
 
@@ -102,6 +102,7 @@ class CellResult:
     iterations: list[int]
     mean_error: list[float]
     task_error: dict[str, float]
+    task_loss: dict[str, float] = field(default_factory=dict)
     scales: list[list[list[float]]] | None = None
     scale_trace: dict[str, list] | None = None
     permutations: list[list[int]] | None = None
@@ -117,10 +118,16 @@ class CellResult:
         """Returns the final mean test error over tasks."""
         return self.mean_error[-1]
 
+    @property
+    def final_loss(self) -> float:
+        """Returns the final mean test loss over tasks (the seed's validation loss divided by the task count)."""
+        return sum(self.task_loss.values()) / len(self.task_loss)
+
     def values(self) -> dict[str, float]:
-        """Returns the final numbers as flat metrics: 'test/mean_error' and 'test/<task>/error'."""
-        out = {"test/mean_error": self.final_error}
+        """Returns the final numbers as flat metrics: 'test/mean_error', 'test/mean_loss', 'test/<task>/error', '/loss'."""
+        out = {"test/mean_error": self.final_error, "test/mean_loss": self.final_loss}
         out.update({f"test/{name}/error": err for name, err in self.task_error.items()})
+        out.update({f"test/{name}/loss": loss for name, loss in self.task_loss.items()})
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -154,6 +161,7 @@ def run_group_cell(
     return CellResult(
         experiment=experiment or data.name, variant=variant, seed=seed, tasks=data.names, source=str(data.source),
         iterations=run.iterations, mean_error=run.mean_error(), task_error=task_error,
+        task_loss=evaluate_losses(model, data, "test"),
         scales=model.scales().detach().cpu().tolist() if soft else None, scale_trace=run.scale_trace,
         permutations=model.layer_of.cpu().tolist() if variant == "permuted" else None,
         seconds=time.perf_counter() - started, info={"data": {k: v for k, v in data.info.items() if k != "datasets"}},

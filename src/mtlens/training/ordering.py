@@ -21,6 +21,7 @@ from mtlens.device import resolve_device
 from mtlens.errors import MtlensError
 from mtlens.methods import create_method
 from mtlens.methods.base import Method
+from mtlens.models.losses import task_loss
 from mtlens.models.ordering import LayerOrderingModel
 from mtlens.training.trainer import MetricSink, StepCallback, TrainConfig, Trainer
 
@@ -83,6 +84,29 @@ def check_method(method: Method, model: LayerOrderingModel) -> None:
     if method.uses_gradients and not any(True for _ in model.shared_parameters()):
         raise MtlensError(f"method {method.name} combines gradients of shared parameters; a {model.architecture} model "
                           "shares none: use 'ew'")
+
+
+@torch.no_grad()
+def evaluate_losses(model: LayerOrderingModel, data: TaskGroupData, split: str = "test", batch_size: int = 1024) -> dict[str, float]:
+    """Returns each task's mean loss over a split (the seed's validation loss, App. A), in evaluation mode."""
+    from mtlens.data.multitask import make_loader
+    from mtlens.data.task_batches import AlignedTaskBatches
+    from mtlens.training.trainer import to_device
+
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    totals = torch.zeros(len(model.tasks), dtype=torch.float64)
+    counts = torch.zeros(len(model.tasks), dtype=torch.float64)
+    for batch in make_loader(AlignedTaskBatches(data.train if split == "train" else data.test), batch_size):
+        batch = to_device(batch, device)
+        preds = model(batch["x"])
+        for t, (spec, y) in enumerate(zip(model.tasks, batch["targets"])):
+            if len(y):
+                totals[t] += float(task_loss(spec, preds[spec.name], y.reshape(-1))) * len(y)
+                counts[t] += len(y)
+    model.train(was_training)
+    return {spec.name: float(totals[t] / counts[t]) for t, spec in enumerate(model.tasks)}
 
 
 @dataclass
