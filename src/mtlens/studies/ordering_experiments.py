@@ -70,7 +70,7 @@ DIGIT_PAIRS: dict[str, GroupSetting] = {
 # for this experiment; "paper" uses App. A.1's (20K x 64) and Fig. 5b's curve is read at every 1000.
 TABULAR: dict[str, GroupSetting] = {
     "paper": GroupSetting(iterations=20_000, batch_size=64, eval_every=1000, width=32, dropout=0.8, encoder="learned"),
-    "quick": GroupSetting(iterations=3000, batch_size=64, eval_every=250, width=32, dropout=0.8, encoder="learned"),
+    "quick": GroupSetting(iterations=1500, batch_size=64, eval_every=250, width=32, dropout=0.8, encoder="learned"),
 }
 # App. A.3: 53 filters, dropout 0.5, 5000 iterations with one sample of each task per batch
 OMNIGLOT: dict[str, GroupSetting] = {
