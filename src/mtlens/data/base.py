@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -18,16 +19,30 @@ from mtlens.errors import MtlensError
 
 RandomState = np.random.RandomState | np.random.Generator
 
+# official: the dataset's own data (its files in the data directory, or an exact copy shipped with a dependency,
+#   e.g. scikit-learn's UCI tables); numbers are comparable with published ones.
+# renderer: the same factor grid drawn procedurally, calibrated against the real images (dSprites, Shapes3D).
+# stand-in: something else in place of the real data (MPI3D's procedural scene, scikit-learn's 8x8 digits for
+#   MNIST, a UCI set missing some tables); the code runs end to end, the numbers are not the paper's.
+SourceKind = Literal["official", "renderer", "stand-in"]
+SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)
+
 
 @dataclass(frozen=True)
 class Source:
-    """Where a dataset's images come from: an official file, or a renderer (with a reason)."""
+    """Where a dataset's data come from: its `kind` (one of SOURCE_KINDS) and a detail (file path, or why)."""
 
-    kind: str  # "official" | "renderer" | "stand-in"
-    detail: str  # file path, or what renders and why
+    kind: SourceKind
+    detail: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in SOURCE_KINDS:
+            # a loader's bug, not a user's input
+            raise ValueError(f"unknown source kind {self.kind!r}; use one of {', '.join(SOURCE_KINDS)}")
 
     @property
     def is_official(self) -> bool:
+        """Returns whether the data are the dataset's own (not drawn, not a stand-in)."""
         return self.kind == "official"
 
     def __str__(self) -> str:

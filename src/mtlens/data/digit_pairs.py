@@ -19,7 +19,7 @@ import torch
 
 from mtlens.data.mnist import IMAGE_SIDE, DigitImages, is_digit, load_mnist
 from mtlens.data.multitask import MultiTaskDataset
-from mtlens.data.registry import DATASETS
+from mtlens.data.registry import TASK_DATA
 from mtlens.data.task_groups import TaskGroupData
 from mtlens.data.tasks import TaskSpec
 from mtlens.errors import MtlensError
@@ -99,4 +99,4 @@ def build_digit_pairs(
     )
 
 
-DATASETS.add("digit_pairs", build_digit_pairs)
+TASK_DATA.add("digit_pairs", build_digit_pairs)

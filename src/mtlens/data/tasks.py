@@ -37,18 +37,24 @@ class TaskSpec:
         return int(self.num_classes) if self.kind == "multiclass" else 1
 
 
-class TaskSet(ABC):
-    """Maps factors (or labels) to targets: `task_set(z) -> targets [N, T]` (float32; class tasks hold indices)."""
+class HasTasks:
+    """Anything holding a `tasks` tuple of TaskSpec: task sets and task data; gives their count and names."""
 
     tasks: tuple[TaskSpec, ...]
 
     @property
     def n_tasks(self) -> int:
+        """Returns the number of tasks."""
         return len(self.tasks)
 
     @property
     def names(self) -> list[str]:
+        """Returns the task names, in task order."""
         return [t.name for t in self.tasks]
+
+
+class TaskSet(HasTasks, ABC):
+    """Maps factors (or labels) to targets: `task_set(z) -> targets [N, T]` (float32; class tasks hold indices)."""
 
     @abstractmethod
     def __call__(self, z: np.ndarray | torch.Tensor) -> torch.Tensor:
