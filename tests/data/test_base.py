@@ -57,3 +57,10 @@ def test_registry() -> None:
     assert isinstance(create_factor_dataset("tiny", image_size=16, num_positions=2), TinyShapes)
     with pytest.raises(MtlensError, match="unknown dataset 'nope'; factor datasets: dsprites, "):
         create_factor_dataset("nope")
+
+
+def test_describe_names_categorical_values() -> None:
+    desc = TinyShapes(image_size=16, num_positions=2).describe()
+    assert desc["factors"][0] == {"name": "shape", "size": 3, "min": 0.0, "max": 2.0,
+                                  "value_names": ["square", "cross", "disc"]}
+    assert "value_names" not in desc["factors"][1]

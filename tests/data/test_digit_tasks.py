@@ -161,7 +161,7 @@ def test_digit_pairs_construction() -> None:
     loaders = capped.loaders("train", 16, shuffle=True, seed=0)
     batch = next(iter(loaders[1]))
     assert batch["x"].shape == (16, 1, 28, 28) and batch["targets"].shape == (16, 1)
-    for kw, msg in (({"n_tasks": 0}, "positive integer"), ({"pairs": [(2, 2)]}, "two different digits"),
+    for kw, msg in (({"n_tasks": 0}, "n_tasks must be >= 1"), ({"n_tasks": 2.0}, "whole number"), ({"pairs": [(2, 2)]}, "two different digits"),
                     ({"pairs": [(1, 2, 3)]}, "two different digits"), ({"n": 0}, "n .training images")):  # fmt: skip
         with pytest.raises(MtlensError, match=msg):
             build_digit_pairs(**kw)

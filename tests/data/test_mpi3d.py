@@ -122,6 +122,7 @@ def test_stand_in_is_named_as_such(tmp_path: Path) -> None:
     assert "not the real MPI3D" in ds.source.detail and "mpi3d_real.npz not found in" in ds.source.detail
     desc = ds.describe()
     assert "stand-in" in desc["name"] and "stand-in" in desc["source"] and desc["stand_in"] is True
+    assert desc["factors"][4]["value_names"] == ["purple", "sea green", "salmon"] and "value_names" not in desc["factors"][5]
     assert "stand-in" in repr(ds)
 
 

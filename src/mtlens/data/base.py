@@ -50,10 +50,11 @@ class Source:
 
 
 class FactorDataset(ABC):
-    """Images with known generative factors on a finite grid (see DESIGN.md, "Factor dataset").
+    """Images with known generative factors on a finite grid: the contract every factor dataset follows.
 
     Subclasses set `name`, `factor_names`, `factor_sizes`, `factor_value_table` (the physical value of each
-    factor index), `image_shape` (C, H, W) and `source`, and implement `_render(indices)`.
+    factor index), `image_shape` (C, H, W) and `source`, and implement `_render(indices)`; `value_names`
+    names the values of categorical factors (e.g. {"shape": ("square", "ellipse", "heart")}).
     """
 
     name: str
@@ -61,6 +62,7 @@ class FactorDataset(ABC):
     factor_sizes: tuple[int, ...]
     image_shape: tuple[int, int, int]
     source: Source
+    value_names: dict[str, tuple[str, ...]] = {}
 
     # ------------------------------------------------------------------ to implement
     @property
@@ -164,7 +166,7 @@ class FactorDataset(ABC):
         return self.images(self.index_of(factors))
 
     def describe(self) -> dict[str, object]:
-        """Returns a JSON-able summary: name, factors with sizes and value ranges, image shape, source."""
+        """Returns a JSON-able summary: name, factors with sizes, value ranges and names, image shape, source."""
         table = self.factor_value_table
         return {
             "name": self.name,
@@ -172,6 +174,7 @@ class FactorDataset(ABC):
             "image_shape": list(self.image_shape),
             "factors": [
                 {"name": n, "size": s, "min": float(np.min(t)), "max": float(np.max(t))}
+                | ({"value_names": list(self.value_names[n])} if n in self.value_names else {})
                 for n, s, t in zip(self.factor_names, self.factor_sizes, table)
             ],
             "source": str(self.source),

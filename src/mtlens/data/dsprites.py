@@ -47,7 +47,7 @@ class DSprites(FactorDataset):
 
     name = "dsprites"
     factor_names = FACTOR_NAMES
-    shape_names = SHAPE_NAMES
+    value_names = {"shape": SHAPE_NAMES}
     image_shape = (1, IMAGE_SIZE, IMAGE_SIZE)
 
     def __init__(

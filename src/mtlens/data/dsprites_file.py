@@ -58,7 +58,6 @@ class DSpritesFile:
         self._packed = imgs.packed
         self.cache_path = imgs.cache_path
         self.storage = imgs.how
-        self.num_images = n
 
     # ------------------------------------------------------------------ checks
     def _check_headers(self, headers: dict[str, MemberHeader]) -> int:

@@ -151,18 +151,11 @@ class MPI3D(FactorDataset):
         return self._images is None
 
     @property
-    def value_names(self) -> tuple[tuple[str, ...], ...]:
-        """Returns, per factor, the names of its values (the README's names; axis steps as their numbers)."""
+    def value_names(self) -> dict[str, tuple[str, ...]]:  # type: ignore[override]
+        """Returns the README's names of the values of the five categorical factors (the axes are steps)."""
         v = self.variant
-        return (
-            v.colours,
-            v.shapes,
-            ("small", "large"),
-            ("top", "center", "bottom"),
-            ("purple", "sea green", "salmon"),
-            tuple(str(i) for i in range(self.factor_sizes[5])),
-            tuple(str(i) for i in range(self.factor_sizes[6])),
-        )
+        names = (v.colours, v.shapes, ("small", "large"), ("top", "center", "bottom"), ("purple", "sea green", "salmon"))
+        return dict(zip(self.factor_names, names))
 
     @property
     def factor_value_table(self) -> tuple[np.ndarray, ...]:
@@ -179,11 +172,10 @@ class MPI3D(FactorDataset):
         return torch.from_numpy(raw).permute(0, 3, 1, 2).float().div_(255.0)
 
     def describe(self) -> dict[str, object]:
-        """Returns the base summary plus the variant, the value names and whether this is the stand-in."""
+        """Returns the base summary plus the variant and whether this is the stand-in."""
         out = super().describe()
         out["variant"] = self.variant.name
         out["stand_in"] = self.is_stand_in
-        out["value_names"] = {n: list(v) for n, v in zip(self.factor_names, self.value_names) if len(v) <= 6}
         return out
 
 

@@ -2,7 +2,7 @@
 
 Two kinds of dataset, each name registered in exactly one registry:
 - a factor dataset (`FACTOR_DATASETS`, `create_factor_dataset`) is images with known generative factors and
-  no tasks (dSprites, Shapes3D, MPI3D, tiny); a task set such as `RandomMLPTasks` (DESIGN.md's "Task set")
+  no tasks (dSprites, Shapes3D, MPI3D, tiny); a task set (`mtlens.data.tasks.TaskSet`, e.g. `RandomMLPTasks`)
   maps its factors to targets;
 - task data (`TASK_DATA`, `create_task_data`) is inputs that come with their tasks' targets: `TaskSplits`
   when all tasks share the inputs (multimnist, grouped_mnist), `TaskGroupData` when each task has its own
@@ -48,9 +48,11 @@ def available_datasets(kind: DatasetKind | None = None) -> list[str]:
 
 def dataset_kind(name: str) -> DatasetKind:
     """Returns the kind of the dataset registered under `name` (or an alias): "factor" or "task_data"."""
-    for kind, registry in _REGISTRIES.items():
-        if name in registry:
-            return kind  # type: ignore[return-value]
+    kinds = [kind for kind, registry in _REGISTRIES.items() if name in registry]
+    if len(kinds) > 1:
+        raise KeyError(f"dataset {name!r} is registered as {' and '.join(kinds)}; a name belongs to one kind")
+    if kinds:
+        return kinds[0]  # type: ignore[return-value]
     raise MtlensError(
         f"unknown dataset {name!r}; factor datasets: {', '.join(FACTOR_DATASETS.available())}; "
         f"task data: {', '.join(TASK_DATA.available())}"

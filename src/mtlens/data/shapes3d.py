@@ -185,6 +185,7 @@ class Shapes3D(FactorDataset):
     factor_names = FACTOR_NAMES
     factor_sizes = FACTOR_SIZES
     image_shape = (3, IMAGE_HW, IMAGE_HW)
+    value_names = {"shape": SHAPE_NAMES}
 
     def __init__(self, data_dir: str | os.PathLike[str] | None = None, scene: Scene | None = None) -> None:
         root = resolve_data_dir(data_dir)

@@ -37,6 +37,13 @@ class TaskSpec:
         return int(self.num_classes) if self.kind == "multiclass" else 1
 
 
+def check_n_tasks(n_tasks: object, owner: str) -> int:
+    """Returns `n_tasks` as an int, or raises unless it is a positive integer (bools and floats refused)."""
+    if isinstance(n_tasks, bool) or not isinstance(n_tasks, (int, np.integer)) or n_tasks < 1:
+        raise MtlensError(f"{owner}: n_tasks must be >= 1, a whole number; got {n_tasks!r}")
+    return int(n_tasks)
+
+
 class HasTasks:
     """Anything holding a `tasks` tuple of TaskSpec: task sets and task data; gives their count and names."""
 

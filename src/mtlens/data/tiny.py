@@ -21,7 +21,7 @@ class TinyShapes(FactorDataset):
     """
 
     name = "tiny"
-    shape_names = ("square", "cross", "disc")
+    value_names = {"shape": ("square", "cross", "disc")}
 
     def __init__(
         self, image_size: int = 64, num_positions: int = 8, data_dir: str | os.PathLike[str] | None = None
