@@ -257,3 +257,18 @@ def test_truncated_stored_member_is_named(tmp_path: Path) -> None:
             f.write(_images(1).tobytes())
     with pytest.raises(MtlensError, match=r"'images' is cut short .*download it again"):
         open_array(path, "images")
+
+
+def test_cache_problems_are_named_or_repaired(tmp_path: Path) -> None:
+    path = tmp_path / "c.npz"
+    imgs = _images(3, seed=9)
+    np.savez_compressed(path, images=imgs)
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_bytes(b"")
+    with pytest.raises(MtlensError, match=r"cannot create the cache folder .*not_a_folder .*set \$MTLENS_CACHE"):
+        open_array(path, "images", blocker)
+    _, how = open_array(path, "images")
+    cache = next(tmp_path.glob("c.images.*.npy"))
+    cache.write_bytes(cache.read_bytes()[:-100])  # a cache cut short (a full disk, a killed copy) is rebuilt
+    again, _ = open_array(path, "images")
+    np.testing.assert_array_equal(again, imgs)

@@ -40,8 +40,9 @@ from mtlens.errors import MtlensError
 CACHE_ENV_VAR = "MTLENS_CACHE"
 CHUNK_BYTES = 32 << 20  # decompressed bytes per step when building a cache: bounds its memory
 _LOCAL_HEADER = struct.Struct("<4s5H3I2H")  # zip local file header, 30 bytes; the last two: name, extra lengths
-# what a damaged member raises while it is decompressed or parsed
-_READ_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError)
+# what a damaged member raises while it is decompressed or parsed (OSError: a read error of the data file)
+_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError, OSError)
+_DAMAGED = (zipfile.BadZipFile, zlib.error, EOFError)
 _HEADER_READERS = {(1, 0): npy_format.read_array_header_1_0, (2, 0): npy_format.read_array_header_2_0}
 _FIX = "the file is damaged or incomplete; download it again"
 
@@ -228,10 +229,13 @@ class NpzArchive:
             out.flush()
             del out, flat
             os.replace(tmp, target)
-        except MtlensError:
-            raise
-        except _READ_ERRORS as err:
+        except _DAMAGED as err:
             raise MtlensError(f"{self._where(head.key)} cannot be decompressed into {target} ({_reason(err)}); {_FIX}") from None
+        except OSError as err:  # writing the cache: a full disk, a folder that refuses files
+            raise MtlensError(
+                f"{self._where(head.key)}: cannot write the cache {target} ({_reason(err)}); free space there or "
+                f"set ${CACHE_ENV_VAR} to another folder"
+            ) from None
         finally:
             if tmp.exists():
                 tmp.unlink()
@@ -290,14 +294,16 @@ def _cache_matches(target: Path, head: MemberHeader, binary: bool) -> bool:
     try:
         with open(target, "rb") as fp:
             shape, dtype, _ = read_npy_header(fp, str(target))
-    except MtlensError:
+            data_start = fp.tell()
+    except (MtlensError, OSError):
         return False
     if binary:
         rows, row_bytes = _binary_rows(head, str(target))
         want = ((rows, row_bytes // 8), np.dtype(np.uint8))
     else:
         want = (head.shape, head.dtype)
-    return (shape, dtype) == want
+    complete = target.stat().st_size == data_start + int(np.prod(want[0], dtype=np.int64)) * want[1].itemsize
+    return (shape, dtype) == want and complete
 
 
 def _remove_stale(target: Path) -> None:
