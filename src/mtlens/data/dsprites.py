@@ -76,12 +76,8 @@ class DSprites(FactorDataset):
         self.source = Source("renderer", reason)
 
     @classmethod
-    def from_file(
-        cls,
-        path: str | os.PathLike[str],
-        expected_sizes: Sequence[int] | None = FACTOR_SIZES,
-        cache_dir: str | os.PathLike[str] | None = None,
-    ) -> DSprites:
+    def from_file(cls, path: str | os.PathLike[str], expected_sizes: Sequence[int] | None = FACTOR_SIZES,
+                  cache_dir: str | os.PathLike[str] | None = None) -> DSprites:
         """Returns the dataset read from an official-format npz at `path` (expected_sizes=None: any complete grid)."""
         self = cls.__new__(cls)
         self._init_file(DSpritesFile(Path(path), expected_sizes=expected_sizes, cache_dir=cache_dir))

@@ -8,8 +8,8 @@ large), camera_height (top, center, bottom), background_color (purple, sea green
 colours and 4 shapes.
 
 With the official `.npz` in the data directory its images are memory-mapped (see `mtlens.data.npz`: in place
-when stored, else from a cache decompressed once); without it a
-procedural stand-in (mpi3d_render) draws the same factor grid and says so in `name` and `source`.
+when stored, else from a cache decompressed once); without it a procedural stand-in (mpi3d_render) draws the
+same factor grid and says so in `name` and `source`.
 The files carry no physical factor values, so `factor_value_table` gives each value's index as a float.
 """
 

@@ -25,7 +25,8 @@ import os
 import struct
 import zipfile
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -81,17 +82,24 @@ def default_cache_dir() -> Path:
     return Path.home() / ".cache" / "mtlens"
 
 
+@contextmanager
+def _damaged(what: str, errors: tuple[type[BaseException], ...] = _READ_ERRORS) -> Iterator[None]:
+    """Turns the errors a damaged file raises inside the block into one line: `what (reason); download again`."""
+    try:
+        yield
+    except MtlensError:
+        raise
+    except errors as err:
+        raise MtlensError(f"{what} ({_reason(err)}); {_FIX}") from None
+
+
 def read_npy_header(fp: IO[bytes], where: str) -> tuple[tuple[int, ...], np.dtype, bool]:
     """Returns (shape, dtype, fortran_order) of the `.npy` stream `fp`, left at its data; refuses objects."""
-    try:
+    with _damaged(f"{where} is not a readable .npy array"):
         version = npy_format.read_magic(fp)
         if version not in _HEADER_READERS:
             raise MtlensError(f"{where} is a .npy version {version}, expected 1.0 or 2.0")
         shape, fortran, dtype = _HEADER_READERS[version](fp)
-    except MtlensError:
-        raise
-    except _READ_ERRORS as err:
-        raise MtlensError(f"{where} is not a readable .npy array ({_reason(err)}); {_FIX}") from None
     if dtype.hasobject:
         raise MtlensError(f"{where} holds Python objects (dtype {dtype}); expected numbers, pickles are refused")
     return tuple(int(s) for s in shape), dtype, bool(fortran)
@@ -111,10 +119,8 @@ class NpzArchive:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
-        try:
+        with _damaged(f"{self.path}: cannot open as an .npz (zip) file", (OSError, zipfile.BadZipFile)):
             self._zip = zipfile.ZipFile(self.path)
-        except (OSError, zipfile.BadZipFile) as err:
-            raise MtlensError(f"{self.path}: cannot open as an .npz (zip) file ({_reason(err)}); {_FIX}") from None
         self._members = {i.filename[: -len(".npy")]: i for i in self._zip.infolist() if i.filename.endswith(".npy")}
 
     def __enter__(self) -> NpzArchive:
@@ -141,10 +147,8 @@ class NpzArchive:
 
     def _open(self, key: str) -> IO[bytes]:
         self.require([key])
-        try:
+        with _damaged(f"{self._where(key)} cannot be opened"):
             return self._zip.open(self._members[key])
-        except _READ_ERRORS as err:
-            raise MtlensError(f"{self._where(key)} cannot be opened ({_reason(err)}); {_FIX}") from None
 
     def header(self, key: str) -> MemberHeader:
         """Returns the `.npy` header of member `key` (read without decompressing the data)."""
@@ -155,11 +159,8 @@ class NpzArchive:
     def read(self, key: str) -> np.ndarray:
         """Returns member `key` read whole into memory (for small arrays), without pickles."""
         self.header(key)  # named errors for objects and bad headers first
-        with self._open(key) as fp:
-            try:
-                return npy_format.read_array(fp, allow_pickle=False)
-            except _READ_ERRORS as err:
-                raise MtlensError(f"{self._where(key)} cannot be read ({_reason(err)}); {_FIX}") from None
+        with self._open(key) as fp, _damaged(f"{self._where(key)} cannot be read"):
+            return npy_format.read_array(fp, allow_pickle=False)
 
     def is_stored(self, key: str) -> bool:
         """Returns whether member `key` is stored uncompressed (and so can be memory-mapped in place)."""
@@ -219,7 +220,8 @@ class NpzArchive:
             out = npy_format.open_memmap(tmp, mode="w+", dtype=np.uint8 if binary else head.dtype, shape=shape,
                                          fortran_order=head.fortran_order and not binary)
             flat = out.reshape(-1, order="F" if head.fortran_order and not binary else "C").view(np.uint8)
-            with self._open(head.key) as fp:
+            damaged = _damaged(f"{self._where(head.key)} cannot be decompressed into {target}", _DAMAGED)
+            with self._open(head.key) as fp, damaged:
                 read_npy_header(fp, self._where(head.key))
                 if binary:
                     self._stream_packed(fp, flat.reshape(rows, row_bytes // 8), rows, row_bytes, head.key)
@@ -229,8 +231,6 @@ class NpzArchive:
             out.flush()
             del out, flat
             os.replace(tmp, target)
-        except _DAMAGED as err:
-            raise MtlensError(f"{self._where(head.key)} cannot be decompressed into {target} ({_reason(err)}); {_FIX}") from None
         except OSError as err:  # writing the cache: a full disk, a folder that refuses files
             raise MtlensError(
                 f"{self._where(head.key)}: cannot write the cache {target} ({_reason(err)}); free space there or "
