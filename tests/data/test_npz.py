@@ -173,6 +173,11 @@ def test_cache_follows_the_content_not_the_modification_time(tmp_path: Path) -> 
     again, _ = open_array(path, "images")
     np.testing.assert_array_equal(again, new)
     assert len(list(tmp_path.glob("c.images.*.npy"))) == 1  # the stale cache is gone
+    legacy = tmp_path / "c.images.npy"  # a cache named as before caches carried the CRC
+    legacy.write_bytes(b"old")
+    np.savez_compressed(path, images=_images(3, seed=7))
+    open_array(path, "images")
+    assert not legacy.exists() and len(list(tmp_path.glob("c.images.*.npy"))) == 1
 
 
 def test_dsprites_and_mpi3d_read_through_the_same_reader(

@@ -308,9 +308,13 @@ def _cache_matches(target: Path, head: MemberHeader, binary: bool) -> bool:
 
 def _remove_stale(target: Path) -> None:
     """Removes the caches of the same member made from other versions of the data file (other CRCs)."""
+    if not target.parent.is_dir():
+        return
     stem = target.name.rsplit(".", 2)[0]  # "<file>.<key>[-packed]"
-    for old in target.parent.glob(f"{stem}.*.npy"):
-        if old != target and len(old.name.rsplit(".", 2)[1]) == 8:
+    stale = [p for p in target.parent.glob(f"{stem}.*.npy") if len(p.name.rsplit(".", 2)[1]) == 8]
+    # "<file>.imgs-packed.npy": the name dSprites' cache had before it carried the CRC
+    for old in [*stale, target.parent / f"{stem}.npy"]:
+        if old != target:
             old.unlink(missing_ok=True)
 
 
