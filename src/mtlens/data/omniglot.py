@@ -26,10 +26,10 @@ import torch
 
 from mtlens.data.base import Source
 from mtlens.data.multitask import MultiTaskDataset
-from mtlens.data.paths import resolve_data_dir
-from mtlens.data.registry import DATASETS
+from mtlens.data.paths import resolve_data_dir, where
+from mtlens.data.registry import TASK_DATA
 from mtlens.data.task_groups import TaskGroupData
-from mtlens.data.tasks import TaskSpec
+from mtlens.data.tasks import TaskSpec, check_n_tasks
 from mtlens.errors import MtlensError
 
 PARTS = ("images_background", "images_evaluation")
@@ -150,9 +150,10 @@ def build_omniglot(
 ) -> TaskGroupData:
     """Returns Omniglot per-task data: the first n_tasks alphabets of App. A.3 (or `alphabets`), a per-character split."""
     if alphabets is None:
-        if isinstance(n_tasks, bool) or not isinstance(n_tasks, (int, np.integer)) or not 1 <= n_tasks <= len(ALPHABET_ORDER):
-            raise MtlensError(f"omniglot: n_tasks must be an integer in 1..{len(ALPHABET_ORDER)}, got {n_tasks!r}")
-        alphabets = ALPHABET_ORDER[: int(n_tasks)]
+        n_tasks = check_n_tasks(n_tasks, "omniglot")
+        if n_tasks > len(ALPHABET_ORDER):
+            raise MtlensError(f"omniglot: n_tasks must be at most {len(ALPHABET_ORDER)} (the alphabets), got {n_tasks}")
+        alphabets = ALPHABET_ORDER[:n_tasks]
     unknown = [a for a in alphabets if a not in ALPHABET_ORDER]
     if unknown or not alphabets or len(set(alphabets)) != len(alphabets):
         raise MtlensError(f"omniglot: alphabets must be distinct official names (e.g. {ALPHABET_ORDER[0]!r}); unknown: {unknown}")
@@ -161,8 +162,7 @@ def build_omniglot(
     root = resolve_data_dir(data_dir)
     sources = find_omniglot(root)
     if not sources:
-        where = str(root) if root is not None else "no data directory (set --data-dir or MTLENS_DATA)"
-        raise OmniglotNotFound(f"omniglot: images_background(.zip) and images_evaluation(.zip) not found in {where}; "
+        raise OmniglotNotFound(f"omniglot: images_background(.zip) and images_evaluation(.zip) not found {where(root)}; "
                                "get them from https://github.com/brendenlake/omniglot (python/)")
     chars = load_alphabets(sources, alphabets)
     specs, train, test, shapes = [], [], [], []
@@ -186,4 +186,4 @@ def build_omniglot(
     return TaskGroupData("omniglot", tuple(specs), tuple(train), tuple(test), tuple(shapes), source, info)
 
 
-DATASETS.add("omniglot", build_omniglot)
+TASK_DATA.add("omniglot", build_omniglot)

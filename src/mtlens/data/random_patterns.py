@@ -11,9 +11,9 @@ import torch
 
 from mtlens.data.base import Source
 from mtlens.data.multitask import MultiTaskDataset
-from mtlens.data.registry import DATASETS
+from mtlens.data.registry import TASK_DATA
 from mtlens.data.task_groups import TaskGroupData
-from mtlens.data.tasks import TaskSpec
+from mtlens.data.tasks import TaskSpec, check_n_tasks
 from mtlens.errors import MtlensError
 
 
@@ -23,7 +23,8 @@ def build_random_patterns(n: int, width: int = 16, n_tasks: int = 2, seed: int =
 
     data_dir is accepted for the dataset registry's uniform call and unused: the tasks are drawn, not read.
     """
-    for name, value, low in (("n", n, 1), ("width", width, 1), ("n_tasks", n_tasks, 1)):
+    n_tasks = check_n_tasks(n_tasks, "random_patterns")
+    for name, value, low in (("n", n, 1), ("width", width, 1)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise MtlensError(f"random_patterns: {name} must be an integer >= {low}, got {value!r}")
     rng = np.random.default_rng([int(seed), 30])
@@ -39,4 +40,4 @@ def build_random_patterns(n: int, width: int = 16, n_tasks: int = 2, seed: int =
     return TaskGroupData("random_patterns", tuple(specs), tuple(parts), tuple(parts), tuple((width,) for _ in specs), source, info)
 
 
-DATASETS.add("random_patterns", build_random_patterns)
+TASK_DATA.add("random_patterns", build_random_patterns)
