@@ -21,7 +21,7 @@ from mtlens.data.task_groups import TaskData, TaskGroupData, TaskSplits
 
 # the modules below register their datasets when imported
 from mtlens.data import tiny, mpi3d, dsprites, shapes3d  # noqa: F401, E402  (factor datasets)
-from mtlens.data import digit_tasks, digit_pairs, tabular  # noqa: F401, E402  (task data)
+from mtlens.data import digit_tasks, digit_pairs, tabular, omniglot, random_patterns  # noqa: F401, E402  (task data)
 
 __all__ = [
     "DATASET_KINDS",
