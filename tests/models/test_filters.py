@@ -58,8 +58,8 @@ def test_gradients_reach_noise_and_prior_variances_and_the_prior_optimum_is_clos
     losses, z = model.step_losses(_batch())
     assert z.shape == (16, 4) and losses.shape == (4,)
     losses.sum().backward()
-    for p in (model.noise_log_var, model.prior_log_var):
-        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().min() > 0
+    grad = model.log_vars.grad  # [noise, prior] x [T, d]
+    assert grad is not None and torch.isfinite(grad).all() and grad.abs().min() > 0
     assert all(p.grad is not None for p in model.encoder.parameters())
     # d KL / d xi = 1/2 (1 - (sigma^2 + E z^2) / xi^2): zero at xi^2 = sigma^2 + E z^2
     zz = torch.randn(32, 4)
@@ -122,11 +122,14 @@ def test_no_noise_fixed_noise_and_two_stage_switch() -> None:
     z = none.encode(batch["x"])
     assert torch.equal(none.filtered(z)[2], z) and none.beta.sum() == 0
     fixed = create_model("filters", TASKS, (1, 28, 28), noise="fixed", beta=0.05)
-    assert torch.allclose(fixed.noise_log_var, torch.ones(4, 4)) and not fixed.noise_log_var.requires_grad
-    assert fixed.noise_log_var.data_ptr() not in {p.data_ptr() for p in fixed.task_parameters()}
+    assert torch.equal(fixed.noise_log_var, torch.ones(4, 4))
+    fixed.step_losses(batch)[0].sum().backward()
+    assert torch.all(fixed.log_vars.grad[0] == 0) and fixed.log_vars.grad[1].abs().min() > 0  # noise frozen
+    fixed.log_vars.grad = None
     fixed.learn_variances()
-    assert fixed.noise_log_var.requires_grad and list(fixed.shared_parameters()) == []
-    assert fixed.noise_log_var.data_ptr() in {p.data_ptr() for p in fixed.task_parameters()}
+    assert list(fixed.shared_parameters()) == []
+    fixed.step_losses(batch)[0].sum().backward()
+    assert fixed.log_vars.grad[0].abs().min() > 0
     with pytest.raises(MtlensError, match="no variances"):
         none.learn_variances()
 
@@ -178,9 +181,9 @@ def test_every_method_trains_the_filter_model(level: str) -> None:
         model = create_model("filters", TASKS, (1, 8, 8), encoder_hidden=(8,), beta=0.1)
         losses, z = model.step_losses(_batch(8, shape=(1, 8, 8)))
         method.backward(losses, model.shared_parameters(), z, model.task_parameters())
-        grads = [p.grad for p in [*model.encoder.parameters(), model.noise_log_var, model.prior_log_var]]
+        grads = [p.grad for p in [*model.encoder.parameters(), model.log_vars]]
         assert all(g is not None and torch.isfinite(g).all() for g in grads), (name, level)
-        assert model.noise_log_var.grad.abs().sum() > 0, (name, level)
+        assert model.log_vars.grad[0].abs().sum() > 0, (name, level)
 
 
 def test_chaining_through_z_covers_the_whole_loss_kl_included() -> None:
@@ -197,7 +200,10 @@ def test_chaining_through_z_covers_the_whole_loss_kl_included() -> None:
 def test_per_task_beta_weights_each_kl() -> None:
     model = create_model("filters", TASKS, (1, 28, 28), beta=[0.0, 0.1, 0.2, 0.4])
     torch.manual_seed(5)
-    parts = model.objective(_batch())
+    batch = _batch()
+    parts = model.objective(batch)
+    torch.testing.assert_close(parts["kl"], filter_kl(model.encode(batch["x"]), model.noise_log_var, model.prior_log_var))
+    torch.testing.assert_close(parts["kl"], model.kl(model.encode(batch["x"])))
     torch.testing.assert_close(parts["loss"], parts["ce"] + torch.tensor([0.0, 0.1, 0.2, 0.4]) * parts["kl"])
 
 

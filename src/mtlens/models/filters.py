@@ -56,7 +56,8 @@ def filter_kl(z: torch.Tensor, noise_log_var: torch.Tensor, prior_log_var: torch
     once, so the cost is one pass over z plus O(T d).
     """
     z_sq = (z * z).mean(0)
-    return 0.5 * (prior_log_var - noise_log_var + (noise_log_var.exp() + z_sq) * torch.exp(-prior_log_var) - 1.0).sum(1)
+    ratio = (noise_log_var.exp() + z_sq) * torch.exp(-prior_log_var)
+    return 0.5 * (ratio + prior_log_var - noise_log_var).sum(1) - 0.5 * z.shape[1]
 
 
 def check_beta(beta: float | Sequence[float], n_tasks: int, who: str) -> torch.Tensor:
@@ -113,13 +114,16 @@ class FilterModel(MultiTaskModel):
         n, d = len(self.tasks), int(latent_dim)
         self.latent_dim, self.noise = d, noise
         self.register_buffer("beta", check_beta(DEFAULT_BETA if beta is None else beta, n, "filters"))
+        # log_vars[0] = log sigma_j^2 (noise), log_vars[1] = log xi_j^2 (prior): one parameter, not two, because
+        # a CPU step of this small model is bound by per-op overhead, and Adam's costs ~40 ops per parameter
+        self.log_vars: nn.Parameter | None = None
         if noise == "none":
             self.beta.zero_()
-            self.noise_log_var = self.prior_log_var = None
         else:
             start = torch.full((n, d), float(fixed_log_var)) if noise == "fixed" else init_std * torch.randn(n, d)
-            self.noise_log_var = nn.Parameter(start, requires_grad=noise == "learned")
-            self.prior_log_var = nn.Parameter(init_std * torch.randn(n, d))
+            self.log_vars = nn.Parameter(torch.stack([start, init_std * torch.randn(n, d)]))
+        #: fixed noise before `learn_variances()`: the noise row gets no gradient (Adam then leaves it exactly)
+        self.noise_frozen = noise == "fixed"
         self.heads = BatchedHeads(self.tasks, d, head_hidden, head_activation, head_dropout)
         self.uncertainty = TaskUncertainty(n) if uncertainty else None
         self._loss = BatchedTaskLoss(self.tasks)
@@ -140,21 +144,35 @@ class FilterModel(MultiTaskModel):
             raise MtlensError(f"filters: unknown eval_noise {value!r}; choose one of {', '.join(EVAL_NOISE)}")
         self._eval_noise = value
 
+    @property
+    def noise_log_var(self) -> torch.Tensor | None:
+        """The noise log-variances log sigma^2 [T, d] (a view of `log_vars`), None without noise."""
+        return None if self.log_vars is None else self.log_vars[0]
+
+    @property
+    def prior_log_var(self) -> torch.Tensor | None:
+        """The prior log-variances log xi^2 [T, d] (a view of `log_vars`), None without noise."""
+        return None if self.log_vars is None else self.log_vars[1]
+
     def learn_variances(self) -> None:
         """Second stage of seed 001's fixed-noise ablation: freeze the encoder, make the noise variances trainable.
 
         Build a new optimiser (a new Trainer) afterwards: the parameters to train have changed.
         """
-        if self.noise_log_var is None:
+        if self.log_vars is None:
             raise MtlensError("filters: noise='none' has no variances to learn; use noise='fixed' or 'learned'")
         self.encoder.requires_grad_(False)
-        self.noise_log_var.requires_grad_(True)
+        self.noise_frozen = False
 
     def log_variances(self) -> torch.Tensor:
         """Returns the noise log-variances log sigma^2 [T, d] (detached, on the CPU): the input of eq. 11."""
-        if self.noise_log_var is None:
+        if self.log_vars is None:
             raise MtlensError("filters: noise='none' has no noise log-variances")
-        return self.noise_log_var.detach().cpu().clone()
+        return self.log_vars[0].detach().cpu().clone()
+
+    def _variances(self) -> tuple[torch.Tensor, torch.Tensor]:
+        noise, prior = self.log_vars.unbind(0)  # type: ignore[union-attr]
+        return (noise.detach() if self.noise_frozen else noise), prior
 
     # ------------------------------------------------------------------ the model
     def train(self, mode: bool = True) -> "FilterModel":
@@ -168,28 +186,37 @@ class FilterModel(MultiTaskModel):
             self._eval_generators[key] = torch.Generator(device=device).manual_seed(self.eval_seed)
         return self._eval_generators[key]
 
-    def filtered(self, z: torch.Tensor, sample: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
+    def filtered(self, z: torch.Tensor, sample: bool = True, generator: torch.Generator | None = None,
+                 noise_log_var: torch.Tensor | None = None) -> torch.Tensor:
         """Returns the task representations W [T, N, d]: Z plus one draw of each task's noise, or Z itself."""
         n_tasks = len(self.tasks)
-        if self.noise_log_var is None or not sample:
+        if self.log_vars is None or not sample:
             return z.unsqueeze(0).expand(n_tasks, *z.shape)
+        noise_log_var = self._variances()[0] if noise_log_var is None else noise_log_var
         eps = torch.randn((n_tasks, *z.shape), generator=generator, device=z.device, dtype=z.dtype)
-        return torch.addcmul(z, torch.exp(0.5 * self.noise_log_var).unsqueeze(1), eps)
+        return torch.addcmul(z, torch.exp(0.5 * noise_log_var).unsqueeze(1), eps)
 
     def kl(self, z: torch.Tensor) -> torch.Tensor:
         """Returns the [T] batch-mean KL terms of eq. 8 (zeros without noise)."""
-        if self.noise_log_var is None:
+        if self.log_vars is None:
             return z.new_zeros(len(self.tasks))
-        return filter_kl(z, self.noise_log_var, self.prior_log_var)
+        return filter_kl(z, *self._variances())
 
     def objective(self, batch: Mapping[str, Any]) -> dict[str, torch.Tensor]:
         """Returns the parts of a training step for all T tasks: "z", "ce" [T], "kl" [T] and "loss" [T]."""
         z = self.encode(batch["x"])
-        ce = self._loss(self.heads(self.filtered(z)), batch["targets"])
-        kl = self.kl(z)
+        if self.log_vars is None:
+            ce = self._loss(self.heads(self.filtered(z)), batch["targets"])
+            kl = z.new_zeros(len(self.tasks))
+            return {"z": z, "ce": ce, "kl": kl, "loss": ce if self.uncertainty is None else self.uncertainty(ce)}
+        noise, prior = self._variances()
+        # filtered() and filter_kl() inlined around one exp(s): the step is overhead-bound on a CPU
+        var = noise.exp()
+        eps = torch.randn((len(self.tasks), *z.shape), device=z.device, dtype=z.dtype)
+        ce = self._loss(self.heads(torch.addcmul(z, var.sqrt().unsqueeze(1), eps)), batch["targets"])
+        kl = 0.5 * ((var + (z * z).mean(0)) * torch.exp(-prior) + prior - noise).sum(1) - 0.5 * z.shape[1]
         data = ce if self.uncertainty is None else self.uncertainty(ce)
-        loss = data + self.beta.to(kl.dtype) * kl if self.noise_log_var is not None else data
-        return {"z": z, "ce": ce, "kl": kl, "loss": loss}
+        return {"z": z, "ce": ce, "kl": kl, "loss": torch.addcmul(data, self.beta.to(kl.dtype), kl)}
 
     def step_losses(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Returns (L_j = CE_j + beta_j KL_j for the active tasks, the shared code Z they depend on).

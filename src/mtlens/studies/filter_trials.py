@@ -221,7 +221,7 @@ def _fit(model: torch.nn.Module, setting: FilterTrialSetting, seed: int, data: M
 
 def _accuracies(trainer: Trainer, model: torch.nn.Module) -> dict[str, float]:
     out: dict[str, float] = {}
-    modes = ("sample", "mean") if isinstance(model, FilterModel) and model.noise_log_var is not None else ("mean",)
+    modes = ("sample", "mean") if isinstance(model, FilterModel) and model.log_vars is not None else ("mean",)
     for mode in modes:
         if isinstance(model, FilterModel):
             model.eval_noise = mode
@@ -279,9 +279,8 @@ def run_filter_trial(setting: FilterTrialSetting, seed: int, *, store: MetricSin
         return {**record, "status": "failed", "reason": str(exc), "success": 0.0}
     record["time/train_s"] = time.perf_counter() - started
     record["steps"] = float(trainer.global_step)
-    if isinstance(model, FilterModel) and model.noise_log_var is not None:
-        log_var = model.noise_log_var.detach()
-        if not bool(torch.isfinite(log_var).all()):
+    if isinstance(model, FilterModel) and model.log_vars is not None:
+        if not bool(torch.isfinite(model.log_variances()).all()):
             return {**record, "status": "failed", "reason": "non-finite noise log-variances after training",
                     "success": 0.0}
         if groups is not None:
