@@ -11,6 +11,8 @@ from mtlens.data.base import Source
 from mtlens.data.mnist import DigitImages
 from mtlens.methods import create_method
 from mtlens.studies.filter_trials import (
+    TABLE5_PRESETS,
+    TABLE5_SEED,
     ClusteredLayout,
     FilterTrialSetting,
     build_trial_model,
@@ -160,3 +162,11 @@ def test_second_stage_learns_variances_on_a_frozen_encoder() -> None:
     Trainer(model, create_method("ew", 4), data, config).fit()
     assert all(torch.equal(a, b) for a, b in zip(encoder, model.encoder.parameters()))
     assert not torch.equal(model.noise_log_var, torch.ones(4, 4))
+
+
+def test_table5_presets_make_valid_settings_for_every_cell() -> None:
+    for preset in TABLE5_PRESETS.values():
+        for variant, beta in TABLE5_SEED:
+            setting = FilterTrialSetting(variant=variant, beta=beta, **preset["setting"])
+            assert setting.layout == "4x3" and setting.latent_dim == 4
+    assert TABLE5_PRESETS["quick"]["trials"] >= 20 and TABLE5_PRESETS["paper"]["trials"] == 50

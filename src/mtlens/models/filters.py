@@ -186,15 +186,13 @@ class FilterModel(MultiTaskModel):
             self._eval_generators[key] = torch.Generator(device=device).manual_seed(self.eval_seed)
         return self._eval_generators[key]
 
-    def filtered(self, z: torch.Tensor, sample: bool = True, generator: torch.Generator | None = None,
-                 noise_log_var: torch.Tensor | None = None) -> torch.Tensor:
+    def filtered(self, z: torch.Tensor, sample: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
         """Returns the task representations W [T, N, d]: Z plus one draw of each task's noise, or Z itself."""
         n_tasks = len(self.tasks)
         if self.log_vars is None or not sample:
             return z.unsqueeze(0).expand(n_tasks, *z.shape)
-        noise_log_var = self._variances()[0] if noise_log_var is None else noise_log_var
         eps = torch.randn((n_tasks, *z.shape), generator=generator, device=z.device, dtype=z.dtype)
-        return torch.addcmul(z, torch.exp(0.5 * noise_log_var).unsqueeze(1), eps)
+        return torch.addcmul(z, torch.exp(0.5 * self._variances()[0]).unsqueeze(1), eps)
 
     def kl(self, z: torch.Tensor) -> torch.Tensor:
         """Returns the [T] batch-mean KL terms of eq. 8 (zeros without noise)."""
