@@ -10,7 +10,7 @@ from mtlens.models.encoders import ConvEncoder, MLPEncoder
 from mtlens.models.hard_sharing import MultiHead, MultiTaskModel, OneHead
 from mtlens.models.heads import MLPHead
 from mtlens.models.registry import MODELS, build_encoder
-from mtlens.models import ordering  # noqa: F401, E402  (registers the layer-ordering models)
+from mtlens.models import filters, mtvib, ordering  # noqa: F401, E402  (register their models)
 
 
 def create_model(name: str, tasks: Sequence[TaskSpec], input_shape: Sequence[int], **options: Any) -> MultiTaskModel:
