@@ -185,7 +185,7 @@ class CelebA(torch.utils.data.Dataset):
 
         try:
             with Image.open(io.BytesIO(self._bytes(name))) as im:
-                arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
+                arr = np.array(im.convert("RGB"), dtype=np.uint8)  # a writable copy
         except (UnidentifiedImageError, OSError) as err:
             raise MtlensError(f"{self.root / IMAGE_DIR / name}: cannot be decoded ({err}); download it again") from None
         return torch.from_numpy(arr).permute(2, 0, 1).float().div_(255.0)
