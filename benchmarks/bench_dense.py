@@ -1,0 +1,212 @@
+"""Dense-task training step (ResNet-18 dilated, ASPP heads) of mtlens vs LibMTL 1.1.5's NYU-v2 set-up, and memory.
+
+Set-up of both (LibMTL's `examples/nyu`, backbone ResNet-18 instead of its ResNet-50): the dilated ResNet
+(output stride 8), one DeepLab-v3 ASPP head per task (segmentation 13 classes, depth, normal), predictions
+upsampled to the image, the NYU-v2 losses over valid pixels, Adam. LibMTL runs its own `resnet_dilated`,
+its HPS architecture and its weighting classes (outside its Trainer, which requires CUDA); both use the same
+ASPP head class (LibMTL's example defines the same DeepLab-v3 head in its own examples/nyu/aspp.py, which is
+not part of the package). Inputs are random images and targets at the given resolution and batch, CPU.
+
+Prints one JSON object per measurement: time {"impl", "method", "level", "ms_per_step", "ratio_to_ew"}
+(the fastest of --steps steps after a warm-up), and memory {"measure": "peak_rss_mb", "tasks", "method",
+"level", "step_peak_mb", "ratio_to_ew"} (each in a fresh process: the peak RSS during steps minus the RSS
+before the first one).
+
+    .venv/bin/python benchmarks/bench_dense.py [--height 72 --width 96 --batch 4] [--steps 3] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+import types
+from collections.abc import Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from mtlens.data.dense import DenseTask
+from mtlens.methods import create_method
+from mtlens.models.dense import dense_resnet
+from mtlens.models.dense_heads import ASPPHead
+from mtlens.models.dense_losses import dense_loss
+
+KINDS = (("segmentation", 13), ("depth", None), ("normal", None))
+# (mtlens name, level, LibMTL class, its kwargs, rep_grad); LibMTL's PCGrad has no representation mode.
+METHODS = [("ew", "param", "EW", {}, False), ("pcgrad", "param", "PCGrad", {}, False),
+           ("mgda", "param", "MGDA", {"mgda_gn": "none"}, False), ("mgda", "feature", "MGDA", {"mgda_gn": "none"}, True)]
+
+
+def dense_tasks(n: int) -> list[DenseTask]:
+    """Returns n dense tasks cycling through segmentation (13 classes), depth and normal."""
+    out = []
+    for i in range(n):
+        kind, classes = KINDS[i % 3]
+        out.append(DenseTask(kind if n == 3 else f"{kind}{i}", kind, classes))
+    return out
+
+
+def batch(tasks: list[DenseTask], b: int, h: int, w: int, seed: int = 0) -> dict:
+    """Returns a random NYU-like batch: ~10% unlabelled / missing pixels per task."""
+    g = torch.Generator().manual_seed(seed)
+    targets = {}
+    for t in tasks:
+        hole = torch.rand(b, h, w, generator=g) < 0.1
+        if t.kind == "segmentation":
+            targets[t.name] = torch.randint(0, t.num_classes or 2, (b, h, w), generator=g).masked_fill(hole, -1)
+        elif t.kind == "depth":
+            targets[t.name] = (torch.rand(b, 1, h, w, generator=g) * 10).masked_fill(hole[:, None], 0.0)
+        else:
+            targets[t.name] = F.normalize(torch.randn(b, 3, h, w, generator=g), dim=1).masked_fill(hole[:, None], 0.0)
+    return {"x": torch.rand(b, 3, h, w, generator=g), "targets": targets}
+
+
+def _ours(name: str, level: str, n_tasks: int, b: int, h: int, w: int) -> Callable[[], None]:
+    torch.manual_seed(0)
+    tasks = dense_tasks(n_tasks)
+    model = dense_resnet(tasks, (3, h, w), backbone="resnet18", output_stride=8, head="aspp")
+    method = create_method(name, n_tasks, level=level)
+    opt = torch.optim.Adam(list(model.parameters()) + list(method.parameters()), lr=1e-4)
+    shared, heads, data = list(model.shared_parameters()), list(model.task_parameters()), batch(tasks, b, h, w)
+
+    def step() -> None:
+        opt.zero_grad()
+        losses, z = model.step_losses(data)
+        method.backward(losses, shared, z, heads)
+        opt.step()
+
+    return step
+
+
+def _stub_torchvision() -> None:
+    if "torchvision" not in sys.modules:  # LibMTL 1.1.5 imports torchvision only for ResNet URLs
+        tv, models, utils = (types.ModuleType(n) for n in ("torchvision", "torchvision.models", "torchvision.models.utils"))
+        utils.load_state_dict_from_url = lambda *a, **k: None  # type: ignore[attr-defined]
+        tv.models, models.utils = models, utils  # type: ignore[attr-defined]
+        sys.modules.update({"torchvision": tv, "torchvision.models": models, "torchvision.models.utils": utils})
+
+
+def _libmtl(cls: str, kwargs: dict, rep_grad: bool, n_tasks: int, b: int, h: int, w: int) -> Callable[[], None]:
+    _stub_torchvision()
+    import LibMTL.weighting as weighting
+    from LibMTL.architecture import HPS
+    from LibMTL.model import resnet_dilated
+
+    torch.manual_seed(0)
+    tasks = dense_tasks(n_tasks)
+    decoders = nn.ModuleDict({t.name: ASPPHead(512, t.channels) for t in tasks})
+
+    class Model(HPS, getattr(weighting, cls)):  # what LibMTL's Trainer._prepare_model builds
+        def zero_grad_share_params(self) -> None:
+            for p in self.encoder.parameters():  # zeros, not None: LibMTL writes param.grad.data afterwards
+                p.grad = torch.zeros_like(p)
+
+    model = Model([t.name for t in tasks], lambda: resnet_dilated("resnet18", pretrained=False), decoders, rep_grad,
+                  False, torch.device("cpu"))
+    model.init_param()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    data = batch(tasks, b, h, w)
+
+    def step() -> None:
+        model.train()
+        preds = model(data["x"])
+        losses = torch.zeros(n_tasks)
+        for i, t in enumerate(tasks):  # LibMTL's NYU trainer: upsample (process_preds), then the task losses
+            pred = F.interpolate(preds[t.name], (h, w), mode="bilinear", align_corners=True)
+            losses[i] = dense_loss(t, pred, data["targets"][t.name])
+        opt.zero_grad()
+        model.zero_grad_share_params()
+        model.backward(losses, **kwargs)
+        opt.step()
+
+    return step
+
+
+def _time(step: Callable[[], None], steps: int) -> float:
+    """Returns the fastest of `steps` timed steps in ms after one warm-up: the least disturbed by other load."""
+    step()
+    times = []
+    for _ in range(steps):
+        t = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t)
+    return min(times) * 1e3
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def _memory_child(name: str, level: str, n_tasks: int, b: int, h: int, w: int) -> None:
+    """Runs in a fresh process: prints the peak RSS of two steps above the RSS after building everything."""
+    step = _ours(name, level, n_tasks, b, h, w)
+    before = _rss_mb()
+    step()
+    step()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"step_peak_mb": peak - before}))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--height", type=int, default=72)
+    parser.add_argument("--width", type=int, default=96)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--skip", default="", help="comma-separated parts to skip: time, libmtl, memory")
+    parser.add_argument("--memory-child", nargs=3, metavar=("METHOD", "LEVEL", "TASKS"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    b, h, w = args.batch, args.height, args.width
+    if args.memory_child:
+        name, level, n = args.memory_child
+        _memory_child(name, level, int(n), b, h, w)
+        return
+    skip = set(filter(None, args.skip.split(",")))
+    base = {"device": "cpu", "threads": torch.get_num_threads(), "batch": b, "height": h, "width": w,
+            "backbone": "resnet18 dilated (output stride 8)", "heads": "aspp"}
+
+    def emit(**values: object) -> None:
+        print(json.dumps({**base, **values}), flush=True)
+
+    if "time" not in skip:
+        ew = None
+        for impl in ("mtlens", "libmtl-1.1.5"):
+            if impl != "mtlens" and "libmtl" in skip:
+                continue
+            ew_impl = None
+            for name, level, cls, kwargs, rep in METHODS:
+                try:
+                    step = _ours(name, level, 3, b, h, w) if impl == "mtlens" else _libmtl(cls, kwargs, rep, 3, b, h, w)
+                except ImportError as err:
+                    emit(impl=impl, method=name, level=level, skipped=str(err))
+                    continue
+                ms = _time(step, args.steps)
+                ew_impl = ms if name == "ew" else ew_impl
+                ew = ms if impl == "mtlens" and name == "ew" else ew
+                emit(impl=impl, method=name, level=level, tasks=3, ms_per_step=round(ms, 1),
+                     ratio_to_ew=round(ms / ew_impl, 2) if ew_impl else None,
+                     ratio_to_mtlens_ew=round(ms / ew, 2) if ew else None)
+    if "memory" not in skip:
+        for n in (3, 10):
+            ew_mb = None
+            for name, level in (("ew", "param"), ("pcgrad", "param"), ("mgda", "param"), ("mgda", "feature")):
+                cmd = [sys.executable, __file__, "--height", str(h), "--width", str(w), "--batch", str(b),
+                       "--threads", str(torch.get_num_threads()), "--memory-child", name, level, str(n)]
+                out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+                mb = json.loads(out)["step_peak_mb"]
+                ew_mb = mb if name == "ew" else ew_mb
+                emit(measure="peak_rss_mb", impl="mtlens", tasks=n, method=name, level=level, step_peak_mb=round(mb, 1),
+                     ratio_to_ew=round(mb / ew_mb, 2) if ew_mb else None)
+
+
+if __name__ == "__main__":
+    main()
