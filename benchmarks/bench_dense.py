@@ -7,10 +7,10 @@ its HPS architecture and its weighting classes (outside its Trainer, which requi
 ASPP head class (LibMTL's example defines the same DeepLab-v3 head in its own examples/nyu/aspp.py, which is
 not part of the package). Inputs are random images and targets at the given resolution and batch, CPU.
 
-Prints one JSON object per measurement: time {"impl", "method", "level", "ms_per_step", "ratio_to_ew"}
-(the fastest of --steps steps after a warm-up), and memory {"measure": "peak_rss_mb", "tasks", "method",
-"level", "step_peak_mb", "ratio_to_ew"} (each in a fresh process: the peak RSS during steps minus the RSS
-before the first one).
+Prints one JSON object per measurement: time {"impl", "method", "level", "ms_per_step", "cpu_ms_per_step",
+"ratio_to_ew"} (the fastest of --steps steps after a warm-up; ratios of CPU time, the steadier number on a
+shared machine), and memory {"measure": "peak_rss_mb", "tasks", "method", "level", "step_peak_mb",
+"ratio_to_ew"} (each in a fresh process: the peak RSS during steps minus the RSS before them).
 
     .venv/bin/python benchmarks/bench_dense.py [--height 72 --width 96 --batch 4] [--steps 3] [--threads 2]
 """
@@ -20,8 +20,10 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import os
 import subprocess
 import sys
+import threading
 import time
 import types
 from collections.abc import Callable
@@ -80,6 +82,7 @@ def _ours(name: str, level: str, n_tasks: int, b: int, h: int, w: int) -> Callab
         method.backward(losses, shared, z, heads)
         opt.step()
 
+    step.release = lambda: opt.zero_grad(set_to_none=True)  # type: ignore[attr-defined]
     return step
 
 
@@ -127,15 +130,19 @@ def _libmtl(cls: str, kwargs: dict, rep_grad: bool, n_tasks: int, b: int, h: int
     return step
 
 
-def _time(step: Callable[[], None], steps: int) -> float:
-    """Returns the fastest of `steps` timed steps in ms after one warm-up: the least disturbed by other load."""
+def _time(step: Callable[[], None], steps: int) -> tuple[float, float]:
+    """Returns (wall ms, CPU ms) of the fastest of `steps` steps after one warm-up: the least disturbed by other load.
+
+    CPU time (all threads of this process) is the steadier number on a shared machine: it excludes waiting.
+    """
     step()
-    times = []
+    walls, cpus = [], []
     for _ in range(steps):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         step()
-        times.append(time.perf_counter() - t)
-    return min(times) * 1e3
+        walls.append(time.perf_counter() - t)
+        cpus.append(time.process_time() - c)
+    return min(walls) * 1e3, min(cpus) * 1e3
 
 
 def _rss_mb() -> float:
@@ -144,13 +151,31 @@ def _rss_mb() -> float:
 
 
 def _memory_child(name: str, level: str, n_tasks: int, b: int, h: int, w: int) -> None:
-    """Runs in a fresh process: prints the peak RSS of two steps above the RSS after building everything."""
+    """Runs in a fresh process: prints the peak RSS during two steps above the RSS before them.
+
+    A warm-up step first allocates the optimiser state; gradients are then released, so the peak counts what
+    a step allocates (gradients, activations, Jacobians). The parent sets MALLOC_MMAP_THRESHOLD_ so large
+    blocks go back to the system when freed and RSS follows the live memory.
+    """
     step = _ours(name, level, n_tasks, b, h, w)
+    step()
+    step.release()  # type: ignore[attr-defined]
     before = _rss_mb()
-    step()
-    step()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"step_peak_mb": peak - before}))
+    peak, stop = [before], threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak[0] = max(peak[0], _rss_mb())
+            time.sleep(0.0005)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    for _ in range(2):
+        step()
+        step.release()  # type: ignore[attr-defined]
+    stop.set()
+    sampler.join()
+    print(json.dumps({"step_peak_mb": peak[0] - before}))
 
 
 def main() -> None:
@@ -189,19 +214,20 @@ def main() -> None:
                 except ImportError as err:
                     emit(impl=impl, method=name, level=level, skipped=str(err))
                     continue
-                ms = _time(step, args.steps)
-                ew_impl = ms if name == "ew" else ew_impl
-                ew = ms if impl == "mtlens" and name == "ew" else ew
-                emit(impl=impl, method=name, level=level, tasks=3, ms_per_step=round(ms, 1),
-                     ratio_to_ew=round(ms / ew_impl, 2) if ew_impl else None,
-                     ratio_to_mtlens_ew=round(ms / ew, 2) if ew else None)
+                ms, cpu = _time(step, args.steps)
+                ew_impl = cpu if name == "ew" else ew_impl
+                ew = cpu if impl == "mtlens" and name == "ew" else ew
+                emit(impl=impl, method=name, level=level, tasks=3, ms_per_step=round(ms, 1), cpu_ms_per_step=round(cpu, 1),
+                     ratio_to_ew=round(cpu / ew_impl, 2) if ew_impl else None,
+                     ratio_to_mtlens_ew=round(cpu / ew, 2) if ew else None)
     if "memory" not in skip:
         for n in (3, 10):
             ew_mb = None
             for name, level in (("ew", "param"), ("pcgrad", "param"), ("mgda", "param"), ("mgda", "feature")):
                 cmd = [sys.executable, __file__, "--height", str(h), "--width", str(w), "--batch", str(b),
                        "--threads", str(torch.get_num_threads()), "--memory-child", name, level, str(n)]
-                out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+                env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
+                out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stdout.strip().splitlines()[-1]
                 mb = json.loads(out)["step_peak_mb"]
                 ew_mb = mb if name == "ew" else ew_mb
                 emit(measure="peak_rss_mb", impl="mtlens", tasks=n, method=name, level=level, step_peak_mb=round(mb, 1),
