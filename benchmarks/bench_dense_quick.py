@@ -1,7 +1,7 @@
 """Per-step CPU time of every (method, level) of the balancing study on the `dense_quick` setting, and the estimate.
 
-The balancing study runs every registered method, at both levels where it uses per-task gradients (else at
-parameter level), records the challenge measures every `measures_every` steps and evaluates val and test
+The balancing study runs the setting's methods (seed 004's), at both levels where they use per-task gradients
+(else at parameter level), records the challenge measures every `measures_every` steps and evaluates val and test
 once per epoch. This script times one step of each (the fastest of --steps after a warm-up, CPU time of
 this process with one torch thread: on a shared machine the steadier number), the challenge recorder, an
 evaluation and the rendering, then prints the estimated study time on --cores cores (runs spread over
@@ -36,10 +36,10 @@ def _cpu(fn: Callable[[], object], steps: int) -> float:
     return best
 
 
-def plan() -> list[tuple[str, str]]:
-    """Returns the (method, level) runs of the balancing study with every registered method."""
+def plan(methods: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """Returns the (method, level) runs of the balancing study with `methods` (default: every registered one)."""
     out = []
-    for name in available_methods():
+    for name in methods or available_methods():
         cls = METHODS.get(name)
         out += [(name, lv) for lv in (cls.levels if getattr(cls, "uses_gradients", False) else ("param",))]
     return out
@@ -69,7 +69,7 @@ def main() -> None:
     model = build_dense_model(setting, train.tasks, train.output_size)
     shared, heads = list(model.shared_parameters()), list(model.task_parameters())
     per_step: dict[tuple[str, str], float] = {}
-    for name, level in plan():
+    for name, level in plan(setting.methods):
         method = create_method(name, len(train.tasks), level=level)
         opt = torch.optim.Adam(list(model.parameters()) + list(method.parameters()), lr=setting.lr)
 

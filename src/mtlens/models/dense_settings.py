@@ -11,9 +11,11 @@ has those two. ImageNet weights are a local file (`weights`, torchvision's keys)
 is random and the runs are not the seed's.
 
 `dense_quick` is the procedural dense benchmark (`shapes3d_dense`, not NYU-v2) at 32 x 32 with the dilated
-ResNet-18 (a 4 x 4 feature map) and light heads, sized so that the balancing study (every method, at both
-levels where it uses gradients, measures every 10 steps) fits in about 15 minutes on 2 CPU cores; it trains
-with the Trainer's Adam. `benchmarks/bench_dense_quick.py` measures its per-step times and the estimate.
+ResNet-18 (a 4 x 4 feature map) and light heads, sized so that the balancing study (seed 004's methods, at
+both levels where they use gradients: 26 runs) fits in 15 minutes on 2 CPU cores; it trains with the
+Trainer's Adam. A parameter-level step costs ~1 s of CPU whatever the resolution (the [T, 11.2M] Jacobian),
+so the budget sets the number of steps: 80 (one epoch of 640 images), with the challenge measures every 20
+steps (each record is a parameter-level Jacobian, ~1.7 s). `benchmarks/bench_dense_quick.py` measures it.
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ from typing import Any
 from mtlens.data.benchmarks import benchmark_splits
 from mtlens.errors import MtlensError
 from mtlens.models.dense import DenseMultiTaskModel, dense_resnet
+
+#: Seed 004 §3 "Selected Methods" (8 gradient manipulation, 6 balancing, 1 regularisation) and the EW baseline.
+SEED_004_METHODS = ("ew", "pcgrad", "gradvac", "graddrop", "rgw", "mgda", "cagrad", "nash_mtl", "aligned_mtl",
+                    "uncertainty", "gradnorm", "imtl", "famo", "rlw", "dwa", "cosreg")
 
 
 @dataclass(frozen=True)
@@ -47,6 +53,7 @@ class DenseSetting:
     measures_every: int
     seeds: tuple[int, ...]
     device: str
+    methods: tuple[str, ...] = ()  # the methods of seed 004 §3 (and EW); () = every registered method
     notes: str = ""
     weights: str | None = field(default=None)
 
@@ -59,14 +66,17 @@ class DenseSetting:
 DENSE_SETTINGS: dict[str, DenseSetting] = {
     "nyuv2": DenseSetting(
         "nyuv2", {"resize": (512, 512)}, "resnet18", 8, "aspp", {}, "sgd", 1e-4, 0.9, 500, 32, 32, 3000, 10,
-        (0, 1, 2), "cuda", "seed 004 App. 7; 795 train / 654 val images (val is the test split, as in the literature)"),
+        (0, 1, 2), "cuda", SEED_004_METHODS,
+        "seed 004 App. 7; 795 train / 654 val images (val is the test split, as in the literature)"),
     "cityscapes": DenseSetting(
         "cityscapes", {"resize": (512, 512)}, "resnet18", 8, "aspp", {}, "sgd", 1e-4, 0.9, 500, 32, 32, 3000, 10,
-        (0, 1, 2), "cuda", "seed 004 App. 7; 2975 train / 500 val images; no instance task in the preprocessed set"),
+        (0, 1, 2), "cuda", SEED_004_METHODS,
+        "seed 004 App. 7; 2975 train / 500 val images; no instance task in the preprocessed set"),
     "dense_quick": DenseSetting(
-        "shapes3d_dense", {"image_size": 32, "sizes": (960, 100, 200), "seed": 0}, "resnet18", 8, "light",
-        {"width": 64}, "adam", 1e-3, None, 0, 8, 50, 120, 10, (0,), "cpu",
-        "procedural dense benchmark; one epoch of 120 steps; about 15 min on 2 CPU cores (bench_dense_quick.py)"),
+        "shapes3d_dense", {"image_size": 32, "sizes": (640, 100, 200), "seed": 0}, "resnet18", 8, "light",
+        {"width": 64}, "adam", 1e-3, None, 0, 8, 50, 80, 20, (0,), "cpu", SEED_004_METHODS,
+        "procedural dense benchmark; one epoch of 80 steps, measures every 20 (the seed: 10); under 15 min on "
+        "2 CPU cores by bench_dense_quick.py"),
 }
 
 
