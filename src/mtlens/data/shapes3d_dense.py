@@ -7,8 +7,8 @@ tasks read off the same rays:
 
 - segmentation, 7 classes: sky, floor, wall, cube, cylinder, sphere, capsule (the object's class is its shape);
 - depth: the z-depth along the camera's optical axis, in floor units; 0 on the sky (no surface);
-- normal: the unit surface normal in the camera frame (x right, y up, z forward into the scene, so surfaces
-  seen by the camera have negative z); the zero vector on the sky.
+- normal: the unit surface normal in the camera frame (x right, y up, z forward into the scene), facing the
+  camera (its dot product with the pixel's ray is negative); the zero vector on the sky.
 
 The targets are traced through the pixel centres; the image is the renderer's anti-aliased shading coloured by
 the three hues (as the procedural Shapes3D). Depth and normals are exact: on a plane, the normal equals the
