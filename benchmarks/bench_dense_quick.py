@@ -3,8 +3,8 @@
 The balancing study runs the setting's methods (seed 004's), at both levels where they use per-task gradients
 (else at parameter level), records the challenge measures every `measures_every` steps and evaluates val and test
 once per epoch. This script times one step of each (the fastest of --steps after a warm-up, CPU time of
-this process with one torch thread: on a shared machine the steadier number), the challenge recorder, an
-evaluation and the rendering, then prints the estimated study time on --cores cores (runs spread over
+this process with one torch thread: on a shared machine the steadier number), the challenge recorder, the
+per-epoch evaluation and the rendering, then prints the estimated study time on --cores cores (runs spread over
 single-threaded workers). One JSON object per line.
 
     .venv/bin/python benchmarks/bench_dense_quick.py [--steps 2] [--cores 2] [--setting dense_quick]
@@ -97,7 +97,8 @@ def main() -> None:
     print(json.dumps({**base, "part": "evaluate_val_and_test", "cpu_s": round(eval_s, 2)}), flush=True)
     steps = setting.steps
     records = steps // setting.measures_every + 1
-    per_run = {k: steps * v + records * record_s + eval_s for k, v in per_step.items()}
+    evals = setting.epochs(len(train))  # the Trainer evaluates val and test after every epoch
+    per_run = {k: steps * v + records * record_s + evals * eval_s for k, v in per_step.items()}
     total = sum(per_run.values()) * len(setting.seeds) + render_s
     print(json.dumps({**base, "part": "estimate", "runs": len(per_run) * len(setting.seeds), "steps_per_run": steps,
                       "cpu_s_total": round(total), "cores": args.cores, "wall_min": round(total / args.cores / 60, 1),

@@ -20,7 +20,7 @@ def test_seed_004_values(name: str) -> None:
 
 def test_dense_quick_builds_on_the_procedural_benchmark() -> None:
     s = replace(DENSE_SETTINGS["dense_quick"], data_options={"image_size": 16, "sizes": (8, 2, 2), "seed": 0})
-    assert s.benchmark == "shapes3d_dense" and s.epochs(640) == 1 and s.epochs(100) == 7
+    assert s.benchmark == "shapes3d_dense" and s.epochs(160) == 4 and s.epochs(640) == 1
     assert len(s.methods) == 16 and "ew" in s.methods
     data = build_dense_data(s)
     assert [len(data[k]) for k in ("train", "val", "test")] == [8, 2, 2]

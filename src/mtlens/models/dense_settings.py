@@ -14,8 +14,9 @@ is random and the runs are not the seed's.
 ResNet-18 (a 4 x 4 feature map) and light heads, sized so that the balancing study (seed 004's methods, at
 both levels where they use gradients: 26 runs) fits in 15 minutes on 2 CPU cores; it trains with the
 Trainer's Adam. A parameter-level step costs ~1 s of CPU whatever the resolution (the [T, 11.2M] Jacobian),
-so the budget sets the number of steps: 80 (one epoch of 640 images), with the challenge measures every 20
-steps (each record is a parameter-level Jacobian, ~1.7 s). `benchmarks/bench_dense_quick.py` measures it.
+so the budget sets the number of steps: 80, as 4 epochs of 160 images (DWA and GradNorm work per epoch: with
+one epoch they would be equal weighting), with the challenge measures every 20 steps (each record is a
+parameter-level Jacobian, ~1.7 s). `benchmarks/bench_dense_quick.py` measures it.
 """
 
 from __future__ import annotations
@@ -73,10 +74,10 @@ DENSE_SETTINGS: dict[str, DenseSetting] = {
         (0, 1, 2), "cuda", SEED_004_METHODS,
         "seed 004 App. 7; 2975 train / 500 val images; no instance task in the preprocessed set"),
     "dense_quick": DenseSetting(
-        "shapes3d_dense", {"image_size": 32, "sizes": (640, 100, 200), "seed": 0}, "resnet18", 8, "light",
+        "shapes3d_dense", {"image_size": 32, "sizes": (160, 100, 200), "seed": 0}, "resnet18", 8, "light",
         {"width": 64}, "adam", 1e-3, None, 0, 8, 50, 80, 20, (0,), "cpu", SEED_004_METHODS,
-        "procedural dense benchmark; one epoch of 80 steps, measures every 20 (the seed: 10); under 15 min on "
-        "2 CPU cores by bench_dense_quick.py"),
+        "procedural dense benchmark; 4 epochs of 20 steps (DWA and GradNorm act from epochs 2 and 1), measures "
+        "every 20 steps (the seed: 10); under 15 min on 2 CPU cores by bench_dense_quick.py"),
 }
 
 
