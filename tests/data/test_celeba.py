@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mtlens.data.benchmarks import create_benchmark
+from mtlens.data import create_benchmark
 from mtlens.data.celeba import ATTRIBUTES, LANDMARKS, CelebA
 from mtlens.errors import MtlensError
 

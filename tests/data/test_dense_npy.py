@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from mtlens.data.benchmarks import available_benchmarks, benchmark_splits, create_benchmark
+from mtlens.data import available_datasets, benchmark_splits, create_benchmark
 from mtlens.data.dense_npy import NYUV2, NpyDenseDataset
 from mtlens.data.multitask import make_loader
 from mtlens.errors import MtlensError
@@ -58,7 +58,7 @@ def test_nyuv2_reads_the_layout(tmp_path: Path) -> None:
     assert [b["x"].shape[0] for b in batches] == [2, 1]
     splits = benchmark_splits("nyuv2", data_dir=root)
     assert (len(splits["train"]), len(splits["val"])) == (3, 2) and splits["test"] is splits["val"]
-    assert {"nyuv2", "cityscapes", "celeba", "shapes3d_dense"} <= set(available_benchmarks())
+    assert {"nyuv2", "cityscapes", "celeba", "shapes3d_dense"} <= set(available_datasets("benchmark"))
 
 
 def test_cityscapes_label_7_folder_and_resize(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from mtlens.data.tiny import TinyShapes
 
 FACTOR = ["dsprites", "mpi3d_complex", "mpi3d_real", "mpi3d_realistic", "mpi3d_toy", "shapes3d", "tiny"]
 TASK_DATA = ["digit_pairs", "grouped_mnist", "multimnist", "omniglot", "random_patterns", "tabular"]
+BENCHMARK = ["celeba", "cityscapes", "nyuv2", "shapes3d_dense"]
 SHARED_INPUTS = {"multimnist", "grouped_mnist"}
 # small builds of each task data set, so that every registered dataset is built in this file
 SMALL = {"multimnist": {"n": 40, "n_test": 10}, "grouped_mnist": {"n": 40}, "digit_pairs": {"n": 10},
@@ -46,10 +47,11 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
 def test_kinds_list_every_name_once() -> None:
     assert available_datasets("factor") == FACTOR
     assert available_datasets("task_data") == TASK_DATA
-    assert available_datasets() == sorted(FACTOR + TASK_DATA)
+    assert available_datasets("benchmark") == BENCHMARK
+    assert available_datasets() == sorted(FACTOR + TASK_DATA + BENCHMARK)
     assert "mnist" not in available_datasets()  # the digit images are an input of the task data, not a dataset kind
     assert [dataset_kind(n) for n in ("dsprites", "3DShapes", "multimnist")] == ["factor", "factor", "task_data"]
-    with pytest.raises(MtlensError, match="unknown dataset kind 'images'; choose one of: factor, task_data"):
+    with pytest.raises(MtlensError, match="unknown dataset kind 'images'; choose one of: factor, task_data, benchmark"):
         available_datasets("images")  # type: ignore[arg-type]
 
 
@@ -117,7 +119,7 @@ def test_cli_lists_kinds_and_describes_task_data(capsys: pytest.CaptureFixture[s
     code, out, _ = run(["data", "list"], capsys)
     rows = [line.split("\t") for line in out.splitlines()]
     assert code == 0 and ["dsprites", "factor"] in rows and ["multimnist", "task_data"] in rows
-    assert len(rows) == len(FACTOR + TASK_DATA)
+    assert len(rows) == len(FACTOR + TASK_DATA + BENCHMARK)
     code, out, _ = run(["data", "info", "grouped_mnist", "--json"], capsys)
     desc = json.loads(out)
     assert code == 0 and desc["n_tasks"] == 4 and desc["source"].startswith("stand-in")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mtlens.data.benchmarks import create_benchmark
+from mtlens.data import create_benchmark
 from mtlens.data.shapes3d_dense import CLASS_NAMES, Shapes3DDense, dense_geometry, pixel_rays
 from mtlens.data.shapes3d_render import CAPSULE, CUBE, CYLINDER, SPHERE, Scene
 from mtlens.errors import MtlensError

@@ -1,22 +1,10 @@
-"""Multi-task image benchmarks with their splits: `create_benchmark(name, split=..., data_dir=..., **options)`.
-
-Registered: nyuv2 and cityscapes (preprocessed dense sets, `dense_npy`), shapes3d_dense (the procedural dense
-benchmark, `shapes3d_dense`) and celeba (`celeba`).
-"""
+"""The Trainer's data mapping of an image benchmark: `benchmark_splits(name, **options)`."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from mtlens.data import celeba, dense_npy, shapes3d_dense  # noqa: F401  (register)
-from mtlens.data.benchmark_registry import BENCHMARKS
-
-SPLIT_NAMES = ("train", "val", "test")
-
-
-def create_benchmark(name: str, split: str = "train", **options: Any) -> Any:
-    """Returns one split of the benchmark registered under `name`, built with `options` (data_dir=..., ...)."""
-    return BENCHMARKS.create(name, split=split, **options)
+from mtlens.data.registry import create_benchmark
 
 
 def benchmark_splits(name: str, **options: Any) -> dict[str, Any]:
@@ -29,8 +17,3 @@ def benchmark_splits(name: str, **options: Any) -> dict[str, Any]:
     # Where the test split is the validation folder, it is read (and checked) once.
     out["test"] = out["val"] if getattr(out["val"], "test_is_val", False) else create_benchmark(name, "test", **options)
     return out
-
-
-def available_benchmarks() -> list[str]:
-    """Returns the registered benchmark names."""
-    return BENCHMARKS.available()

@@ -31,7 +31,7 @@ import torch
 from torch.nn import functional as F
 
 from mtlens.data.base import Source
-from mtlens.data.benchmark_registry import BENCHMARKS
+from mtlens.data.registry import BENCHMARKS
 from mtlens.data.paths import resolve_data_dir
 from mtlens.data.tasks import TaskSpec
 from mtlens.errors import MtlensError

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from mtlens.data.base import Source
-from mtlens.data.benchmark_registry import BENCHMARKS
+from mtlens.data.registry import BENCHMARKS
 from mtlens.data.dense import DenseDataset, DenseTask, check_dense_values
 from mtlens.data.paths import resolve_data_dir
 from mtlens.errors import MtlensError

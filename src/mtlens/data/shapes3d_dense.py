@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from mtlens.data.base import Source
-from mtlens.data.benchmark_registry import BENCHMARKS
+from mtlens.data.registry import BENCHMARKS
 from mtlens.data.dense import DenseDataset, DenseTask
 from mtlens.data.shapes3d import FACTOR_NAMES, FACTOR_SIZES, RENDER_HUES, readme_value_table
 from mtlens.data.shapes3d_render import (SKY, SKY_RGB, Scene, _hit_room, _rot_y, camera_rays, coverage, hit_object,
