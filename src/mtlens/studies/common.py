@@ -10,7 +10,7 @@ import torch
 from pydantic import Field
 
 from mtlens.config import Section
-from mtlens.data import create_dataset
+from mtlens.data import create_factor_dataset, create_task_data, dataset_kind
 from mtlens.data.base import FactorDataset
 from mtlens.data.multitask import MultiTaskDataset, factor_task_splits, split_indices
 from mtlens.data.random_mlp import RandomMLPTasks
@@ -82,9 +82,9 @@ class MethodConfig(Section):
 
 def build_factor_data(cfg: DataConfig) -> tuple[FactorDataset, RandomMLPTasks, dict[str, MultiTaskDataset]]:
     """Returns the factor dataset, its random-MLP tasks and the train/val/test multi-task datasets."""
-    dataset = create_dataset(cfg.dataset, data_dir=cfg.data_dir, **cfg.options)
-    if not isinstance(dataset, FactorDataset):
+    if dataset_kind(cfg.dataset) != "factor":
         raise MtlensError(f"dataset {cfg.dataset!r} has no generative factors; random-MLP tasks need a factor dataset")
+    dataset = create_factor_dataset(cfg.dataset, data_dir=cfg.data_dir, **cfg.options)
     tasks = RandomMLPTasks.for_dataset(dataset, cfg.n_tasks, cfg.task_seed, inputs=cfg.inputs, standardize=cfg.standardize)
     split = split_indices(len(dataset), cfg.fractions, seed=cfg.split_seed, subset=cfg.subset)
     return dataset, tasks, factor_task_splits(dataset, tasks, split)
@@ -103,10 +103,10 @@ class TaskData:
 
 def build_task_data(cfg: DataConfig) -> TaskData:
     """Returns a factor dataset with random-MLP tasks, or a shared-input task set (MultiMNIST, Grouped-MNIST)."""
-    built = create_dataset(cfg.dataset, data_dir=cfg.data_dir, **cfg.options)
-    if isinstance(built, FactorDataset):
+    if dataset_kind(cfg.dataset) == "factor":
         dataset, tasks, splits = build_factor_data(cfg)
         return TaskData(dataset.name, str(dataset.source), tasks.tasks, splits, dataset.image_shape)
+    built = create_task_data(cfg.dataset, data_dir=cfg.data_dir, **cfg.options)
     if isinstance(built, TaskSplits):
         return TaskData(built.name, str(built.source), built.tasks, built.splits(), built.input_shape)
     raise MtlensError(f"dataset {cfg.dataset!r} gives each task its own inputs; this study needs shared inputs "

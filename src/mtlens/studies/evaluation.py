@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from mtlens.data import create_dataset
+from mtlens.data import create_factor_dataset
 from mtlens.data.base import FactorDataset
 from mtlens.data.random_mlp import RandomMLPTasks
 from mtlens.device import resolve_device
@@ -49,8 +49,8 @@ def load_run_model(store: RunStore, run_id: str, data_dir: str | None = None) ->
     if "variant" not in cfg or "data" not in cfg or "model" not in cfg:
         raise MtlensError(f"run {run.id} ({run.study}) has no encoder to evaluate; `mtlens eval` takes hard-sharing runs")
     data = cfg["data"]
-    dataset = create_dataset(data["dataset"], data_dir=data_dir if data_dir is not None else data.get("data_dir"),
-                             **data.get("options", {}))
+    dataset = create_factor_dataset(data["dataset"], data_dir=data_dir if data_dir is not None else data.get("data_dir"),
+                                    **data.get("options", {}))
     tasks = RandomMLPTasks.for_dataset(dataset, data["n_tasks"], data["task_seed"], inputs=data["inputs"]).tasks
     m = cfg["model"]
     kwargs = {"task": cfg["task"]} if cfg["variant"] == "single_task" else {}
