@@ -10,8 +10,8 @@ mode, FactorVAE's threshold, ...).
 
 The contract checked for every call (`check`): either MtlensError with a one-line message, or a result
 whose `score` is a Python float, whose `as_dict()` values are all finite, and whose arrays have the
-documented shapes. A call running past `HANG_SECONDS` (a hang detector with a wide margin, not a timing
-assertion) fails the example.
+documented shapes. A test running past conftest's `HANG_SECONDS` is a hang: a watchdog (faulthandler, which
+also catches loops inside native code) prints the tracebacks and ends the run; it is not a timing assertion.
 
 Settings (Hypothesis profiles, chosen per test with `settings(...)` below):
 - default: `derandomize=True` (the same examples every run, so a failure reproduces), `deadline=None` (no
@@ -23,10 +23,7 @@ Settings (Hypothesis profiles, chosen per test with `settings(...)` below):
 from __future__ import annotations
 
 import math
-import signal
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,7 +34,7 @@ from hypothesis import strategies as st
 from mtlens.errors import MtlensError
 from mtlens.measures import disentanglement as D
 
-HANG_SECONDS = 120
+pytestmark = pytest.mark.usefixtures("hang_guard")  # tests/measures/conftest.py: a hang ends the run
 EXAMPLES = {"mig": 100, "sap": 40, "dci": 10, "modularity": 40, "irs": 100, "unsupervised": 100, "factor_vae": 100,
             "beta_vae": 40}
 SLOW_FACTOR = 10
@@ -58,34 +55,14 @@ def profile(metric: str, *, slow: bool) -> settings:
     )
 
 
-@contextmanager
-def hang_guard(seconds: int = HANG_SECONDS) -> Iterator[None]:
-    """Fails the example if the body runs past `seconds` (SIGALRM; a no-op off the main thread)."""
-    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "SIGALRM"):
-        yield
-        return
-
-    def alarm(*_: object) -> None:
-        raise AssertionError(f"the metric ran past {seconds} s: a hang")
-
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
-
-
 def check(call: Callable[[], D.MetricResult], shapes: Callable[[D.MetricResult], dict] | None = None) -> D.MetricResult | None:
     """Runs `call` under the contract: one-line MtlensError, or a finite result of the right shapes."""
-    with hang_guard():
-        try:
-            result = call()
-        except MtlensError as err:
-            assert "\n" not in str(err) and str(err), f"not a one-line error: {err!r}"
-            event(f"error: {' '.join(str(err).split()[:4])}")
-            return None
+    try:
+        result = call()
+    except MtlensError as err:
+        assert "\n" not in str(err) and str(err), f"not a one-line error: {err!r}"
+        event(f"error: {' '.join(str(err).split()[:4])}")
+        return None
     event("result")
     assert isinstance(result.score, float), type(result.score)
     values = result.as_dict()
