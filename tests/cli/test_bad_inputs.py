@@ -2,8 +2,8 @@
 
 To add a case, append a `Bad(...)` row to `BAD`: an id, a function from a `Workspace` (a fresh folder with
 ready-made stores, files and a trained run, each built on first use) to the argv, a fragment the error line
-must contain, and optionally a `check` run afterwards (e.g. that a planted file did nothing). Rows that need
-a condition (not root, Linux) take pytest marks.
+must contain, and optionally a `check` run afterwards (e.g. that a planted file did nothing) and `env`
+(environment variables for the call). Rows that need a condition (Linux) take pytest marks.
 """
 
 from __future__ import annotations
@@ -155,6 +155,7 @@ class Bad:
     message: str
     check: Callable[[Workspace], None] | None = None
     marks: tuple = ()
+    env: Callable[[Workspace], dict[str, str]] | None = None  # environment variables set for the call
 
 
 def _eval(ws: Workspace, content: bytes | object) -> list[str]:
@@ -177,6 +178,9 @@ BAD: list[Bad] = [
     Bad("data info unknown", lambda ws: ["data", "info", "nope"], "unknown dataset 'nope'"),
     Bad("data info missing data dir", lambda ws: ["data", "info", "tiny", "--data-dir", "/does/not/exist"], "does not exist"),
     Bad("data tasks n-tasks 0", lambda ws: ["data", "tasks", "tiny", "--n-tasks", "0"], "n_tasks must be >= 1"),
+    Bad("MTLENS_DATA is a file", lambda ws: ["data", "info", "tiny"], "(from $MTLENS_DATA) is not a folder",
+        env=lambda ws: {"MTLENS_DATA": str(ws.file)}),
+    Bad("data dir is a file", lambda ws: ["data", "info", "tiny", "--data-dir", str(ws.file)], "is not a folder"),
     Bad("data preview not png", lambda ws: ["data", "preview", "tiny", "--out", str(ws.root / "x.jpg")], "PNG"),
     Bad("data preview through a file", lambda ws: ["data", "preview", "tiny", "--out", str(ws.file / "g.png")],
         "a_file is a file, not a folder"),
@@ -261,9 +265,11 @@ def trained_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=c.marks) for c in BAD])
 def test_bad_invocation_exits_2_with_one_line(case: Bad, tmp_path: Path, request: pytest.FixtureRequest,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+                                              monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     ws = Workspace(tmp_path, lambda: request.getfixturevalue("trained_template"))
     argv = case.argv(ws)
+    for name, value in (case.env(ws) if case.env else {}).items():
+        monkeypatch.setenv(name, value)
     capsys.readouterr()  # what building the workspace printed is not the command's output
     with pytest.raises(SystemExit) as exit_:
         main(argv)
