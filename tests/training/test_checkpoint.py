@@ -109,13 +109,13 @@ def test_every_method_state_round_trips_through_weights_only_loading(small_data,
     torch.manual_seed(0)
     model = create_model("multi_head", tasks.tasks, ds.image_shape, latent_dim=4)
     method = create_method(name, len(model.active_tasks))
-    trainer = Trainer(model, method, data, TrainConfig(epochs=1, batch_size=32, progress=False, device="cpu"),
+    trainer = Trainer(model, method, data, TrainConfig(epochs=1, batch_size=64, progress=False, device="cpu"),
                       checkpoint_dir=tmp_path)
     trainer.fit()
     state = load_checkpoint(tmp_path / "checkpoint.pt")  # raises if anything needs the full unpickler
     fresh = Trainer(create_model("multi_head", tasks.tasks, ds.image_shape, latent_dim=4),
                     create_method(name, len(model.active_tasks)), data,
-                    TrainConfig(epochs=1, batch_size=32, progress=False, device="cpu"))
+                    TrainConfig(epochs=1, batch_size=64, progress=False, device="cpu"))
     fresh.load_state_dict(state)
     assert fresh.global_step == trainer.global_step
     assert all(torch.equal(a, b) for a, b in zip(fresh.model.state_dict().values(), trainer.model.state_dict().values()))
@@ -124,7 +124,7 @@ def test_every_method_state_round_trips_through_weights_only_loading(small_data,
 def test_resume_from_a_checkpoint_of_another_model_is_one_line(tiny_data, tmp_path: Path) -> None:
     ds, tasks, data = tiny_data
     small = Trainer(create_model("multi_head", tasks.tasks, ds.image_shape, latent_dim=4), create_method("ew", 3), data,
-                    TrainConfig(epochs=1, batch_size=32, progress=False, device="cpu"), checkpoint_dir=tmp_path)
+                    TrainConfig(epochs=1, batch_size=64, progress=False, device="cpu"), checkpoint_dir=tmp_path)
     small.fit()
     other = Trainer(create_model("multi_head", tasks.tasks, ds.image_shape, latent_dim=6), create_method("ew", 3), data,
                     TrainConfig(epochs=2, batch_size=32, progress=False, device="cpu"), checkpoint_dir=tmp_path)
