@@ -26,22 +26,6 @@ def test_data_commands(tmp_path: Path, capsys) -> None:
     assert code == 0 and "task_1" in out
 
 
-@pytest.mark.parametrize(
-    "argv, message",
-    [
-        (["data", "info", "nope"], "unknown dataset 'nope'"),
-        (["data", "info", "tiny", "--data-dir", "/does/not/exist"], "does not exist"),
-        (["data", "tasks", "tiny", "--n-tasks", "0"], "n_tasks must be >= 1"),
-        (["data", "preview", "tiny", "--out", "x.jpg"], "PNG"),
-        (["train", "--config", "nope.yaml"], "does not exist"),
-        (["nope"], "No such command"),
-    ],
-)
-def test_user_errors_print_one_line_and_exit_2(argv, message, capsys) -> None:
-    code, _, err = run(argv, capsys)
-    assert code == 2 and message in err and err.count("\n") == 1
-
-
 def test_train_end_to_end_with_overrides(tmp_path: Path, capsys) -> None:
     cfg = tmp_path / "c.yaml"
     cfg.write_text("study: hard_sharing\nvariants: [multi_head, single_task]\nsingle_tasks: [1]\n"

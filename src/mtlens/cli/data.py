@@ -69,8 +69,10 @@ def preview(
     data_dir: Optional[Path] = DataDir,
 ) -> None:
     """Write a grid of random images labelled with their factor values."""
+    from mtlens.paths import writable_path
     from mtlens.plots.data import preview_grid
 
+    writable_path(out, "preview image")  # before the dataset is built
     ds = _factor_dataset(name, data_dir)
     path = preview_grid(ds, out, n=n, seed=seed)
     print(f"wrote {path} ({ds.name}, {ds.source})")

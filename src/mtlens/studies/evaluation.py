@@ -16,7 +16,7 @@ from mtlens.measures.disentanglement import evaluate
 from mtlens.models import create_model
 from mtlens.models.hard_sharing import MultiTaskModel
 from mtlens.runs import RunStore
-from mtlens.training.checkpoint import load_checkpoint
+from mtlens.training.checkpoint import load_checkpoint, restore
 
 
 def encoder_scores(
@@ -57,9 +57,10 @@ def load_run_model(store: RunStore, run_id: str, data_dir: str | None = None) ->
     torch.manual_seed(run.seed)  # an untrained (random) encoder is its seeded initialisation
     model = create_model(cfg["variant"], tasks, dataset.image_shape, latent_dim=m["latent_dim"], activation=m["activation"],
                          head_hidden=tuple(m["head_hidden"]), head_activation=m["head_activation"], **kwargs)
-    state = load_checkpoint(store.artifacts_dir(run.id) / "checkpoint.pt")
+    path = store.artifacts_dir(run.id) / "checkpoint.pt"
+    state = load_checkpoint(path)
     if state is not None:
-        model.load_state_dict(state["model"])
+        restore(model.load_state_dict, state["model"], path)
     elif cfg.get("train", {}).get("epochs", 0) > 0:
         raise MtlensError(f"run {run.id} has no checkpoint in {store.artifacts_dir(run.id)}; train it (or resume it) first")
     return dataset, model

@@ -20,7 +20,7 @@ from mtlens.device import resolve_device
 from mtlens.errors import MtlensError
 from mtlens.methods.base import Method
 from mtlens.models.hard_sharing import MultiTaskModel
-from mtlens.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from mtlens.training.checkpoint import load_checkpoint, restore, rng_state, save_checkpoint, set_rng_state
 from mtlens.models.losses import score_name
 from mtlens.training.progress import progress_bar
 
@@ -189,7 +189,7 @@ class Trainer:
         if resume and path is not None:
             state = load_checkpoint(path)
             if state is not None:
-                self.load_state_dict(state)
+                restore(self.load_state_dict, state, path)
         cfg = self.config
         steps_per_epoch = math.ceil(len(self.data["train"]) / cfg.batch_size)
         self.model.train()
