@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import torch
 
-from mtlens.methods._common import Aggregator, Seeded, combine, gram
+from mtlens.methods.base import Seeded
+from mtlens.methods._common import Aggregator, combine, gram
 from mtlens.methods.registry import METHODS
 
 
@@ -47,11 +48,12 @@ class PCGrad(Seeded, Aggregator):
 
     name = "pcgrad"
 
-    def __init__(self, n_tasks: int, level: str = "param", seed: int = 0, batched: bool = True) -> None:
-        super().__init__(n_tasks, level, batched)
-        self._init_rng(seed)
+    def __init__(self, n_tasks: int | None = None, level: str = "param", seed: int = 0, batched: bool = True) -> None:
+        super().__init__(n_tasks, level, batched, seed=seed)
+        self._init_rng()
 
     def _aggregate(self, jacobian, losses):  # type: ignore[no-untyped-def]
-        orders = [torch.randperm(self.n_tasks, generator=self.generator) for _ in range(self.n_tasks)]
-        weights = pcgrad_weights(gram(jacobian), orders)
+        n = jacobian.shape[0]
+        orders = [torch.randperm(n, generator=self.generator) for _ in range(n)]
+        weights = pcgrad_weights(gram(jacobian)[0], orders)  # projections do not depend on the scale
         return combine(weights, jacobian), weights
