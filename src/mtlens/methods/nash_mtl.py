@@ -64,7 +64,10 @@ class NashMTL(Aggregator):
             sub = (g / norm)[live][:, live].numpy()
             # the weights scale as 1 / |gradients|: the normalised problem's are scale * sqrt(norm) times larger
             prev = self.prev_weights[live] * (scale * norm**0.5)
-            init = torch.where(prev > 0, prev, torch.ones_like(prev)).numpy()
+            # a start far from the normalised problem's O(1) solution (the first step's ones at a gradient scale
+            # far from 1) would cost Newton steps, or run past the solver's bound: start from ones instead
+            usable = (prev > 1e-6) & (prev < 1e6)
+            init = torch.where(usable, prev, torch.ones_like(prev)).numpy()
             sol = nash_weights(sub, init, max_iter=self.max_iter, where=f"nash_mtl (step {self.step})")
             alpha[live] = torch.from_numpy(np.asarray(sol)) / norm**0.5
         self.prev_weights = alpha / scale
