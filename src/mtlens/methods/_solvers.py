@@ -108,8 +108,12 @@ def min_norm_weights(
     """
     check_gram(gram, where)
     n = gram.shape[0]
-    if float(np.max(np.diag(gram))) <= 0.0:  # every gradient is zero: every convex combination is the minimum
+    peak = float(np.max(np.diag(gram)))
+    if peak <= 0.0:  # every gradient is zero: every convex combination is the minimum
         return np.full(n, 1.0 / n)
+    # The weights do not depend on the gradients' scale, the solvers' conditioning does: the KKT systems of
+    # Wolfe's algorithm mix G with ones, and at |g|^2 ~ 1e8 lstsq's cut-off dropped G's directions (zero weights).
+    gram = gram / peak
     if solver == "exact":
         return wolfe_min_norm(gram, where=where)
     alpha = np.full(n, 1.0 / n)

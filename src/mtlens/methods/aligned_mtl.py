@@ -42,6 +42,16 @@ class AlignedMTL(Aggregator):
     """Sums the task gradients after aligning them to orthogonal directions of equal norm."""
 
     name = "aligned_mtl"
+    claims = frozenset({
+        "permutation_invariant", "scale_equivariant", "finite_on_zero", "finite_on_rank1", "levels_agree"
+    })
+    exemptions = {
+        "non_conflicting": (
+            "the aligned gradients are orthogonal, not aligned with every task (Senushkin et al. 2023 prove "
+            "convergence, not non-conflict)"
+        ),
+        "scale_invariant": "the aligned gradients have norm sigma_min(J), which scales with the gradients",
+    }
     option_rules = {"scale_mode": Choice(SCALE_MODES)}
     scale_mode: str
 

@@ -195,11 +195,28 @@ class LossWeighting(Method):
         return w
 
 
+#: The properties of an aggregation A (TorchJD's standard), each claimed or exempted by every gradient method.
+PROPERTIES: Mapping[str, str] = {
+    "permutation_invariant": "permuting the tasks (rows of J) leaves A(J) unchanged",
+    "non_conflicting": "<g_t, A(J)> >= 0 for every task gradient g_t",
+    "scale_equivariant": "A(a J) = a A(J) for every a > 0",
+    "scale_invariant": "A(a J) = A(J) for every a > 0",
+    "finite_on_zero": "a zero Jacobian gives a finite update",
+    "finite_on_rank1": "a rank-1 Jacobian (gradients along one direction, either sign) gives a finite update",
+    "levels_agree": "level 'param' and level 'feature' give the same update when the encoder is the identity",
+}
+
+
 class GradientAggregator(Method):
-    """A method that combines the per-task gradients [T, P] into one update direction [P]."""
+    """A method that combines the per-task gradients [T, P] into one update direction [P].
+
+    `claims` names the `PROPERTIES` the method has; `exemptions` gives, for each of the others, the reason.
+    """
 
     uses_gradients = True
     option_rules = {"batched": Flag()}
+    claims: ClassVar[frozenset[str]] = frozenset()
+    exemptions: ClassVar[Mapping[str, str]] = {}
 
     def __init__(self, n_tasks: int | None = None, level: str = "param", batched: bool = True, **options: Any) -> None:
         #: batched=True (default): the T rows of a Jacobian come from one vmap'd backward (autograd's

@@ -30,6 +30,16 @@ class CAGrad(Aggregator):
     """Moves from the mean gradient towards the direction that best helps the worst task."""
 
     name = "cagrad"
+    claims = frozenset({
+        "permutation_invariant", "scale_equivariant", "finite_on_zero", "finite_on_rank1", "levels_agree"
+    })
+    exemptions = {
+        "non_conflicting": (
+            "only for c >= 1 (TorchJD 0.18 tests it there); the default c = 0.4 trades it for the mean gradient's"
+            " progress"
+        ),
+        "scale_invariant": "the update is the mean gradient plus a correction, both scale with the gradients",
+    }
     option_rules = {"c": Real(0.0), "rescale": Choice((0, 1, 2))}
     c: float
     rescale: int

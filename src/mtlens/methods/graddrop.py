@@ -34,6 +34,15 @@ class GradDrop(Seeded, Aggregator):
     """Keeps, per coordinate, only the gradients of one randomly chosen sign (chosen by sign purity)."""
 
     name = "graddrop"
+    claims = frozenset({"permutation_invariant", "scale_equivariant", "finite_on_zero", "finite_on_rank1"})
+    exemptions = {
+        "non_conflicting": "the sign masks drop coordinates independently of the other tasks' inner products",
+        "scale_invariant": "the update is the sum of the kept gradients: it scales with them",
+        "levels_agree": (
+            "level 'feature' is the paper's rule (purity from the batch-summed, sign-corrected representation "
+            "gradients), level 'param' masks every coordinate"
+        ),
+    }
     option_rules = {"leak": PerTask(0.0, 1.0, scalar=True)}
     #: One leak for every task (a float), or one per task (a float64 tensor [n_tasks]; then n_tasks is fixed).
     leak: float | torch.Tensor

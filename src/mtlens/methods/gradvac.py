@@ -33,6 +33,14 @@ class GradVac(Seeded, Aggregator):
     """Raises each pair's gradient cosine to its EMA target; sums the modified gradients."""
 
     name = "gradvac"
+    claims = frozenset({"scale_equivariant", "finite_on_zero", "finite_on_rank1", "levels_agree"})
+    exemptions = {
+        "permutation_invariant": (
+            "the visiting order is drawn at random per row position and the targets are kept per task pair"
+        ),
+        "non_conflicting": "it raises cosines towards EMA targets, which can stay negative",
+        "scale_invariant": "the update is the sum of the corrected gradients: it scales with them",
+    }
     per_task_state = True
     state_keys = ("targets",)
     option_rules = {"beta": Real(0.0, 1.0)}

@@ -44,6 +44,15 @@ class IMTLG(Aggregator):
     """Combines the task gradients so the update projects equally onto each of them."""
 
     name = "imtl_g"
+    claims = frozenset({
+        "permutation_invariant", "scale_equivariant", "finite_on_zero", "finite_on_rank1", "levels_agree"
+    })
+    exemptions = {
+        "non_conflicting": (
+            "the weights may be negative (Liu et al. 2021), so the equal projections can all be negative"
+        ),
+        "scale_invariant": "the weights sum to 1: the update scales with the gradients",
+    }
 
     def __init__(self, n_tasks: int | None = None, level: str = "param", batched: bool = True, **options: Any) -> None:
         super().__init__(n_tasks, level, batched, **options)

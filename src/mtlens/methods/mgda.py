@@ -34,6 +34,13 @@ class MGDA(Aggregator):
     """Weights the task gradients by the minimum-norm point of their convex hull."""
 
     name = "mgda"
+    claims = frozenset({
+        "permutation_invariant", "non_conflicting", "scale_equivariant", "finite_on_zero", "finite_on_rank1",
+        "levels_agree"
+    })
+    exemptions = {
+        "scale_invariant": "the min-norm point scales with the gradients",
+    }
     option_rules = {"normalization": Choice(NORMALIZATIONS), "solver": Choice(("exact", "frank_wolfe")),
                     "max_iter": Integer(1)}
     normalization: str

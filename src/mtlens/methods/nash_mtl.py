@@ -32,6 +32,18 @@ class NashMTL(Aggregator):
     """Weights alpha > 0 with (G alpha)_t = 1 / alpha_t: the Nash bargaining solution among the tasks."""
 
     name = "nash_mtl"
+    claims = frozenset({
+        "permutation_invariant", "non_conflicting", "scale_invariant", "finite_on_zero", "levels_agree"
+    })
+    exemptions = {
+        "scale_equivariant": (
+            "the bargaining weights scale as 1 / |gradients|, so the update does not change with the scale"
+        ),
+        "finite_on_rank1": (
+            "gradients of both signs along one direction have a zero convex combination: the bargaining solution "
+            "does not exist and a one-line MtlensError says so"
+        ),
+    }
     per_task_state = True
     state_keys = ("prev_weights",)
     option_rules = {"update_weights_every": Integer(1), "max_norm": Real(0.0), "max_iter": Integer(1)}

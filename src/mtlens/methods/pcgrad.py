@@ -47,6 +47,18 @@ class PCGrad(Seeded, Aggregator):
     """Projects each task gradient off the conflicting others, in a seeded random order; sums them."""
 
     name = "pcgrad"
+    claims = frozenset({"scale_equivariant", "finite_on_zero", "finite_on_rank1", "levels_agree"})
+    exemptions = {
+        "permutation_invariant": (
+            "the projection order is drawn at random per row position, so permuting the tasks changes the draws "
+            "(invariant in distribution only)"
+        ),
+        "non_conflicting": (
+            "only for two tasks; with three or more a later projection can undo an earlier one (Yu et al. 2020, "
+            "TorchJD 0.18)"
+        ),
+        "scale_invariant": "the update is the sum of (projected) gradients: it scales with them",
+    }
 
     def __init__(self, n_tasks: int | None = None, level: str = "param", seed: int = 0, batched: bool = True) -> None:
         super().__init__(n_tasks, level, batched, seed=seed)

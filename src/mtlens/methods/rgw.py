@@ -21,6 +21,12 @@ class RGW(Seeded, Aggregator):
     """Combines the task gradients with softmax-normalised standard normal weights, fresh every step."""
 
     name = "rgw"
+    claims = frozenset({"scale_equivariant", "finite_on_zero", "finite_on_rank1", "levels_agree"})
+    exemptions = {
+        "permutation_invariant": "the random weights are drawn per row position (invariant in distribution only)",
+        "non_conflicting": "random convex weights can point against a task",
+        "scale_invariant": "a convex combination of the gradients scales with them",
+    }
 
     def __init__(self, n_tasks: int | None = None, level: str = "param", seed: int = 0, batched: bool = True) -> None:
         super().__init__(n_tasks, level, batched, seed=seed)
