@@ -20,17 +20,13 @@ def _flat(grads: Sequence[torch.Tensor | None], inputs: Sequence[torch.Tensor], 
 
 
 def vjp_rows(
-    outputs: torch.Tensor,
-    inputs: Sequence[torch.Tensor],
-    cotangents: torch.Tensor,
-    *,
-    retain_graph: bool = True,
-    batched: bool = True,
+    outputs: torch.Tensor, inputs: Sequence[torch.Tensor], cotangents: torch.Tensor, *, batched: bool = True
 ) -> torch.Tensor:
     """Returns [R, P]: row r is the gradient of <outputs, cotangents[r]> w.r.t. the inputs, flattened.
 
     One batched backward (autograd's `is_grads_batched`, i.e. vmap over the VJP) when the graph allows it;
-    otherwise (an op without a batching rule) one backward per row.
+    otherwise (an op without a batching rule) one backward per row. The graph is kept: every caller
+    backpropagates through it again (the aggregated update, the heads' own gradients).
     """
     inputs = list(inputs)
     rows = cotangents.shape[0]
@@ -45,19 +41,15 @@ def vjp_rows(
             return _flat(grads, inputs, rows)
     per_row = []
     for r in range(rows):
-        g = torch.autograd.grad(
-            outputs, inputs, grad_outputs=cotangents[r], retain_graph=retain_graph or r < rows - 1, allow_unused=True
-        )
+        g = torch.autograd.grad(outputs, inputs, grad_outputs=cotangents[r], retain_graph=True, allow_unused=True)
         per_row.append(_flat([None if x is None else x.unsqueeze(0) for x in g], inputs, 1))
     return torch.cat(per_row, dim=0)
 
 
-def task_jacobian(
-    losses: torch.Tensor, inputs: Sequence[torch.Tensor], *, retain_graph: bool = True, batched: bool = True
-) -> torch.Tensor:
+def task_jacobian(losses: torch.Tensor, inputs: Sequence[torch.Tensor], *, batched: bool = True) -> torch.Tensor:
     """Returns the Jacobian [T, P] of the T task losses w.r.t. the inputs, flattened and concatenated."""
     eye = torch.eye(losses.shape[0], dtype=losses.dtype, device=losses.device)
-    return vjp_rows(losses, inputs, eye, retain_graph=retain_graph, batched=batched)
+    return vjp_rows(losses, inputs, eye, batched=batched)
 
 
 def shared_jacobian(
