@@ -48,7 +48,8 @@ def _aggregate(name: str, jac: torch.Tensor) -> torch.Tensor:
 
 def permutation_invariant(name: str, jac: torch.Tensor) -> bool:
     want = _aggregate(name, jac)
-    perms = [torch.arange(jac.shape[0]).flip(0), torch.randperm(jac.shape[0], generator=torch.Generator().manual_seed(1))]
+    t = jac.shape[0]
+    perms = [torch.arange(t).flip(0), torch.randperm(t, generator=torch.Generator().manual_seed(1))]
     return all(_close(_aggregate(name, jac[p]), want) for p in perms)
 
 

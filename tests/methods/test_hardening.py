@@ -70,7 +70,8 @@ def test_float16_is_computed_in_float32_and_returned_in_float16(name: str) -> No
 def test_integer_jacobians_are_refused(name: str, dtype: torch.dtype) -> None:
     # before: mgda, cagrad and imtl_g returned all-zero updates (the weights were cast to int)
     jac = (_jac(10.0) > 0) if dtype == torch.bool else _jac(10.0).to(dtype)
-    with pytest.raises(MtlensError, match=rf"{METHODS.get(name).name}: the per-task gradients must be floating point, got torch.{str(dtype).split('.')[1]}; convert with .float\(\)"):
+    message = rf"{METHODS.get(name).name}: the per-task gradients must be floating point, got {dtype}; convert with"
+    with pytest.raises(MtlensError, match=message):
         create_method(name, 3).aggregate(jac)
 
 

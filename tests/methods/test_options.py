@@ -25,7 +25,8 @@ BAD = {
 
 def _params(cls: type) -> dict[str, inspect.Parameter]:
     sig = inspect.signature(cls.__init__)
-    return {k: p for k, p in sig.parameters.items() if k not in ("self", "n_tasks", "level") and p.kind != p.VAR_KEYWORD}
+    skip = ("self", "n_tasks", "level")
+    return {k: p for k, p in sig.parameters.items() if k not in skip and p.kind != p.VAR_KEYWORD}
 
 
 @pytest.mark.parametrize("name", available_methods())

@@ -27,7 +27,9 @@ def balance_matrix(g: torch.Tensor, scale_mode: str = "min", where: str = "align
     try:
         lam, vecs = torch.linalg.eigh(g)
     except torch.linalg.LinAlgError as err:
-        raise MtlensError(f"{where}: the eigendecomposition of the Gram matrix failed ({err}); check the task gradients") from err
+        raise MtlensError(
+            f"{where}: the eigendecomposition of the Gram matrix failed ({err}); check the task gradients"
+        ) from err
     tol = float(lam.max()) * g.shape[0] * torch.finfo(g.dtype).eps
     keep = lam > tol
     if not bool(keep.any()):

@@ -3,25 +3,21 @@
 Every method has the same six calls; each has a no-op (or empty) default here, so a loop that makes all of
 them is right for every method, and the Trainer makes exactly these, nothing looked up by name:
 
-======================================  =========================================================================
-call                                    what it does (which methods do something)
-======================================  =========================================================================
-``method.to(device)``                   moves the method's own tensors to the model's device ("auto" resolves as
-                                        `mtlens.device.resolve_device`); returns the method. Call it before
-                                        building the optimiser (uncertainty, gradnorm, imtl_l, imtl, famo).
-``method.parameters()``                 the method's learnable tensors, to give to YOUR optimiser beside the
-                                        model's: ``Adam([*model.parameters(), *method.parameters()])``
-                                        (uncertainty: log-variances, gradnorm: weights, imtl_l / imtl: scales).
-``method.backward(losses, shared,       once per step instead of ``loss.backward()``: writes ``.grad`` of the
-z, task_params)``                       shared and task parameters (and of ``parameters()``); returns the [T]
-                                        task weights used, for logging (every method).
-``method.after_step(losses_after)``     once per step after ``optimizer.step()``; ``losses_after`` is a callable
-                                        returning the same batch's [T] losses with the moved parameters; it is
-                                        called (under no_grad) only by methods that need it (famo).
-``method.epoch_end()``                  once after each epoch (dwa: the epoch's average losses set its weights).
-``method.state_dict()`` /               the method's state (step, learnable tensors, generators, moving averages),
-``method.load_state_dict(state)``       so a resumed run continues exactly (every method with state).
-======================================  =========================================================================
+- ``method.to(device)`` -> the method. Moves the method's own tensors to the model's device ("auto" resolves
+  as `mtlens.device.resolve_device`); call it before building the optimiser (uncertainty, gradnorm, imtl_l,
+  imtl, famo have tensors to move).
+- ``method.parameters()`` -> list of tensors. The method's learnable tensors, for YOUR optimiser beside the
+  model's: ``torch.optim.Adam([*model.parameters(), *method.parameters()])`` (uncertainty: log-variances,
+  gradnorm: task weights, imtl_l and imtl: loss scales; empty for the others).
+- ``method.backward(losses, shared, z, task_params)`` -> the [T] task weights used (for logging). Once per
+  step, instead of ``loss.backward()``: writes ``.grad`` of the shared and task parameters (and of
+  ``parameters()``).
+- ``method.after_step(losses_after)``. Once per step, after ``optimizer.step()``: ``losses_after`` is a
+  callable returning the same batch's [T] losses with the moved parameters, called (under no_grad) only by
+  the methods that need them (famo: its logit update), so it costs the others nothing.
+- ``method.epoch_end()``. Once after each epoch (dwa: the epoch's average losses set its next weights).
+- ``method.state_dict()`` / ``method.load_state_dict(state)``. The method's state (step, learnable tensors,
+  generators, moving averages, optimiser moments), so a resumed run continues exactly.
 
 The per-step arguments: ``losses`` the [T] task losses (a tensor or a list of scalars), ``shared`` the shared
 (encoder) parameters, ``z`` the shared representation the losses were computed from (needed at level
@@ -64,14 +60,19 @@ def check_losses(losses: torch.Tensor | Sequence[torch.Tensor], n_tasks: int | N
     if not isinstance(losses, torch.Tensor):
         losses = list(losses)
         if not losses or not all(isinstance(l, torch.Tensor) for l in losses):
-            raise MtlensError(f"{name}: expected the task losses as a [T] tensor or a list of scalar tensors, got {show(losses)}")
+            raise MtlensError(
+                f"{name}: expected the task losses as a [T] tensor or a list of scalar tensors, got {show(losses)}"
+            )
         devices = {l.device for l in losses}
         if len(devices) > 1:
-            raise MtlensError(f"{name}: the task losses are on different devices ({sorted(map(str, devices))}); move them to one")
+            where = sorted(map(str, devices))
+            raise MtlensError(f"{name}: the task losses are on different devices ({where}); move them to one")
         losses = torch.stack([l.reshape(()) for l in losses])
     expected = "T" if n_tasks is None else str(n_tasks)
     if losses.ndim != 1 or losses.shape[0] < 1 or (n_tasks is not None and losses.shape[0] != n_tasks):
-        raise MtlensError(f"{name}: expected {expected} task losses (a [{expected}] tensor), got shape {tuple(losses.shape)}")
+        raise MtlensError(
+            f"{name}: expected {expected} task losses (a [{expected}] tensor), got shape {tuple(losses.shape)}"
+        )
     if not losses.dtype.is_floating_point:
         raise MtlensError(f"{name}: the task losses must be floating point, got {losses.dtype}")
     return losses
@@ -127,7 +128,9 @@ class Method(ABC):
         shared = [p for p in shared_params if p.requires_grad]
         tasks = None if task_params is None else [p for p in task_params if p.requires_grad]
         if self.uses_gradients and self.level == "feature" and representation is None:
-            raise MtlensError(f"{self.name}: level='feature' needs the shared representation tensor; pass representation=z")
+            raise MtlensError(
+                f"{self.name}: level='feature' needs the shared representation tensor; pass representation=z"
+            )
         weights = self._backward(losses, shared, representation, tasks)
         self.step += 1
         return weights.detach()

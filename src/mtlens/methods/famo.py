@@ -62,7 +62,8 @@ class FAMO(LossWeighting):
         n_tasks = self.n_tasks
         self.logits = torch.zeros(n_tasks, device=self.device, requires_grad=True)  # type: ignore[arg-type]
         given = self.options["min_losses"]
-        self.min_losses = (torch.zeros(n_tasks) if given is None else given.float()).to(self.device)  # type: ignore[arg-type]
+        floor = torch.zeros(n_tasks) if given is None else given.float()  # type: ignore[arg-type]
+        self.min_losses = floor.to(self.device)
         #: The losses of the last `backward`, before the parameter step (NaN until the first step).
         self.prev_losses = torch.full((n_tasks,), float("nan"), device=self.device)  # type: ignore[arg-type]
         self.logit_optimizer = torch.optim.Adam([self.logits], lr=self.w_lr, weight_decay=self.gamma)

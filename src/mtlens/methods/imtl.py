@@ -32,7 +32,9 @@ def imtl_g_weights(g: torch.Tensor, where: str = "imtl_g") -> torch.Tensor:
     try:
         v = torch.linalg.pinv(g, hermitian=True) @ norms
     except torch.linalg.LinAlgError as err:
-        raise MtlensError(f"{where}: the pseudo-inverse of the Gram matrix failed ({err}); check the task gradients") from err
+        raise MtlensError(
+            f"{where}: the pseudo-inverse of the Gram matrix failed ({err}); check the task gradients"
+        ) from err
     total = float(v.sum())
     if abs(total) <= 1e-12 * max(float(v.abs().sum()), 1e-300):
         return torch.zeros_like(v)
@@ -53,9 +55,6 @@ class IMTLG(Aggregator):
         ),
         "scale_invariant": "the weights sum to 1: the update scales with the gradients",
     }
-
-    def __init__(self, n_tasks: int | None = None, level: str = "param", batched: bool = True, **options: Any) -> None:
-        super().__init__(n_tasks, level, batched, **options)
 
     def _aggregate(self, jacobian, losses):  # type: ignore[no-untyped-def]
         weights = imtl_g_weights(gram(jacobian)[0], where=f"{self.name} (step {self.step})")  # scale-free weights
