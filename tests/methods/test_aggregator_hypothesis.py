@@ -11,8 +11,9 @@ Settings: each (method, dtype) pair is its own test, so every dtype is exercised
 one strategy, Hypothesis left whole dtypes out of 50 examples); the rest is drawn. The default profile runs
 `DEFAULT_EXAMPLES` = 12 examples per pair (10 methods x 6 dtypes: 720 aggregations, a few seconds on an idle
 core); `test_contract_long` runs `LONG_EXAMPLES` = 150 per pair (9000) under `@pytest.mark.slow`. Both are
-derandomized (Hypothesis's fixed seed, so a failure reproduces run to run), keep no example database (nothing
-written to the checkout) and have no per-example deadline (no timing assertions in the suite).
+derandomized (Hypothesis's fixed seed, so a failure reproduces run to run), keep no example database (only
+Hypothesis's own cache `.hypothesis/`, which ignores itself in git) and have no per-example deadline (no
+timing assertions in the suite).
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ from mtlens import MtlensError
 from mtlens.data.multitask import factor_task_splits, make_loader, split_indices
 from mtlens.data.random_mlp import RandomMLPTasks
 from mtlens.data.tiny import TinyShapes
-from mtlens.methods import Method, available_methods, create_method
+from mtlens.methods import METHODS, Method, available_methods, create_method
 from mtlens.methods.base import LossWeighting
 from mtlens.methods.options import rules_of
 from mtlens.models import create_model
@@ -23,13 +23,13 @@ from mtlens.training import TrainConfig, Trainer
 EPOCHS = 3  # DWA's weights leave 1 only in the third epoch
 
 
-def _setup(name: str) -> tuple[Any, Method, dict]:
+def _setup(name: str, level: str = "param") -> tuple[Any, Method, dict]:
     ds = TinyShapes(image_size=16, num_positions=8)  # 192 images: 153 train, 3 batches of 64 per epoch
     tasks = RandomMLPTasks.for_dataset(ds, n_tasks=3, seed=0, hidden=(16,))
     data = factor_task_splits(ds, tasks, split_indices(len(ds), seed=0), device="cpu")
     torch.manual_seed(0)
     model = create_model("multi_head", tasks.tasks, ds.image_shape, mlp_hidden=(16,), head_hidden=(8,))
-    return model, create_method(name, n_tasks=3), data
+    return model, create_method(name, n_tasks=3, level=level), data
 
 
 def readme_loop(model: Any, method: Method, data: dict) -> None:
@@ -83,13 +83,19 @@ def _moved(before: dict, after: dict) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("name", available_methods())
-def test_readme_loop_moves_the_method_as_the_trainer_does(name: str) -> None:
-    model, method, data = _setup(name)
+#: Every method at level "param", and those that take per-task gradients also at level "feature".
+RUNS = [(n, "param") for n in available_methods()] + [
+    (n, "feature") for n in available_methods() if METHODS.get(n).uses_gradients and "feature" in METHODS.get(n).levels
+]
+
+
+@pytest.mark.parametrize(("name", "level"), RUNS)
+def test_readme_loop_moves_the_method_as_the_trainer_does(name: str, level: str) -> None:
+    model, method, data = _setup(name, level)
     initial = copy.deepcopy(method.state_dict())
     readme_loop(model, method, data)
 
-    t_model, t_method, t_data = _setup(name)
+    t_model, t_method, t_data = _setup(name, level)
     config = TrainConfig(epochs=EPOCHS, batch_size=64, lr=1e-3, seed=0, device="cpu", progress=False, checkpoint=False)
     Trainer(t_model, t_method, t_data, config).fit()
 
@@ -101,7 +107,7 @@ def test_readme_loop_moves_the_method_as_the_trainer_does(name: str) -> None:
     # the learnable weights of uncertainty / GradNorm / IMTL-L / IMTL, GradVac's targets, Nash-MTL's weights)
     if type(method).per_task_state:
         assert _moved(initial, method.state_dict()), f"{name}: its state did not move"
-    for p, p0 in zip(method.parameters(), _setup(name)[1].parameters()):
+    for p, p0 in zip(method.parameters(), _setup(name, level)[1].parameters()):
         assert not torch.equal(p.detach(), p0.detach()), f"{name}: the optimiser never moved its parameters"
 
 
