@@ -5,7 +5,7 @@ int64), scales 10^-30 .. 10^30, and kinds: Gaussian, constant, rank 1 (either si
 zero row, NaN or inf in one entry. Contract for every call: it returns a finite [P] update in the Jacobian's
 dtype, or raises MtlensError with one line; it never hangs (a 60 s liveness guard per call, not a timing
 assertion), never returns NaN silently, and never returns a zero update where the same values in float64 give
-a non-zero one (the silent zeros of 16-bit and tiny inputs).
+a non-zero one that the dtype can hold (the silent zeros of 16-bit and tiny inputs).
 
 Settings: each (method, dtype) pair is its own test, so every dtype is exercised for every method (drawn from
 one strategy, Hypothesis left whole dtypes out of 50 examples); the rest is drawn. The default profile runs
@@ -94,8 +94,10 @@ def check_contract(name: str, jac: torch.Tensor) -> None:
     assert bool(torch.isfinite(out).all()), f"{name}: a non-finite update {out}"
     if jac.dtype != torch.float64:
         ref = _call(name, jac.double())  # the same values, in float64
+        # a zero is wrong only where the float64 update is clearly non-zero and representable in the dtype
         if isinstance(ref, torch.Tensor) and float(ref.norm()) > 1e-6 * float(jac.double().norm()):
-            assert bool((out != 0).any()), f"{name}: a zero update in {jac.dtype} where float64 gives {ref}"
+            if bool((ref.to(jac.dtype) != 0).any()):
+                assert bool((out != 0).any()), f"{name}: a zero update in {jac.dtype} where float64 gives {ref}"
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)

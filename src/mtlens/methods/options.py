@@ -13,8 +13,8 @@ rules serve two callers:
 from __future__ import annotations
 
 import math
-from abc import ABC, abstractmethod
 import numbers
+from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -35,7 +35,7 @@ class Rule(ABC):
 
     @abstractmethod
     def describe(self) -> str:
-        """Returns the accepted values in a few words (for error messages and `mtlens methods`)."""
+        """Returns the accepted values in a few words, for error messages."""
 
     @abstractmethod
     def check(self, value: Any, n_tasks: int | None) -> Any:
@@ -242,7 +242,7 @@ def check_method_options(
     Builds nothing: a study calls it for each (method, options) before writing any run. The checks are the
     ones the method's constructor applies, so a specification that passes here constructs.
     """
-    from mtlens.methods.registry import METHODS
+    from mtlens.methods.registry import METHODS  # the registry imports the base class, which imports this module
 
     if not isinstance(name, str):
         raise MtlensError(f"a method name must be a string, got {show(name)}")
