@@ -100,18 +100,18 @@ def check_contract(name: str, jac: torch.Tensor) -> None:
                 assert bool((out != 0).any()), f"{name}: a zero update in {jac.dtype} where float64 gives {ref}"
 
 
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("name", GRADIENT_METHODS)
-@_profile(DEFAULT_EXAMPLES)
-@given(data=st.data())
-def test_contract(name: str, dtype: torch.dtype, data: st.DataObject) -> None:
-    check_contract(name, data.draw(jacobians(dtype), label="jacobian"))
+def _contract_test(examples: int) -> Any:
+    """Returns the contract test over every (method, dtype) pair with `examples` Hypothesis examples each."""
+
+    @pytest.mark.parametrize("dtype", DTYPES, ids=str)
+    @pytest.mark.parametrize("name", GRADIENT_METHODS)
+    @_profile(examples)
+    @given(data=st.data())
+    def test(name: str, dtype: torch.dtype, data: st.DataObject) -> None:
+        check_contract(name, data.draw(jacobians(dtype), label="jacobian"))
+
+    return test
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("name", GRADIENT_METHODS)
-@_profile(LONG_EXAMPLES)
-@given(data=st.data())
-def test_contract_long(name: str, dtype: torch.dtype, data: st.DataObject) -> None:
-    check_contract(name, data.draw(jacobians(dtype), label="jacobian"))
+test_contract = _contract_test(DEFAULT_EXAMPLES)
+test_contract_long = pytest.mark.slow(_contract_test(LONG_EXAMPLES))
