@@ -20,9 +20,9 @@ import torch
 from mtlens.errors import MtlensError
 from mtlens.methods.base import GradientAggregator
 
-#: Largest |entry| (as a power of two) at which J J^T is formed unscaled: its entries stay far inside the
-#: dtype's range for P up to 2^40 coordinates. Beyond it (or below its inverse) J is rescaled first.
-_UNSCALED_EXPONENT = {torch.float32: 20, torch.float64: 150}
+#: The Gram matrix J J^T is used as formed when its largest entry lies within 2^+-k of 1: no entry has over-
+#: or underflowed, and rows down to 2^-k of the largest keep their precision. Otherwise J is rescaled first.
+_UNSCALED_EXPONENT = {torch.float32: 40, torch.float64: 300}
 
 
 def check_jacobian(jacobian: torch.Tensor, n_tasks: int | None, name: str) -> torch.Tensor:
@@ -57,20 +57,23 @@ def compute_dtype(jacobian: torch.Tensor) -> torch.dtype:
 def gram(jacobian: torch.Tensor) -> tuple[torch.Tensor, float]:
     """Returns (G, s): G the [T, T] Gram matrix of J / s in float64 on the CPU, s a power of two (J J^T = s^2 G).
 
-    The product runs on the Jacobian's device in its compute dtype (the expensive part); s is 1 unless the
-    largest |entry| is beyond 2^+-20 (float32) or 2^+-150 (float64), where the product would over- or
-    underflow. Methods whose weights do not depend on the gradients' scale ignore s.
+    The product runs on the Jacobian's device in its compute dtype (the expensive part). s is 1 unless the
+    largest squared norm is beyond 2^+-40 (float32) or 2^+-300 (float64): then the product over- or underflowed
+    (or would lose small rows) and is formed again from J divided by the power of two nearest its largest
+    |entry|. Methods whose weights do not depend on the gradients' scale ignore s.
     """
     work = jacobian.to(compute_dtype(jacobian))
-    peak = float(work.abs().max()) if work.numel() else 0.0
-    scale = 1.0
-    if peak > 0.0:
-        exponent = math.frexp(peak)[1]
-        if abs(exponent) > _UNSCALED_EXPONENT[work.dtype]:
-            scale = math.ldexp(1.0, exponent)
-            work = work * math.ldexp(1.0, -exponent)
-    g = (work @ work.T).to(device="cpu", dtype=torch.float64)
-    return g, scale
+    g = work @ work.T
+    limit = _UNSCALED_EXPONENT[work.dtype]
+    top = float(g.diagonal().max())
+    if math.isfinite(top) and math.ldexp(1.0, -limit) <= top <= math.ldexp(1.0, limit):
+        return g.to(device="cpu", dtype=torch.float64), 1.0
+    peak = float(work.abs().max())
+    if peak == 0.0:  # a zero Jacobian: the Gram matrix is exactly zero
+        return torch.zeros(g.shape, dtype=torch.float64), 1.0
+    exponent = math.frexp(peak)[1]
+    work = work * math.ldexp(1.0, -exponent)
+    return (work @ work.T).to(device="cpu", dtype=torch.float64), math.ldexp(1.0, exponent)
 
 
 def combine(weights: torch.Tensor, jacobian: torch.Tensor, scale: float = 1.0) -> torch.Tensor:

@@ -29,6 +29,22 @@ from mtlens.methods.options import PerTask
 from mtlens.methods.registry import METHODS
 
 
+def kept_fraction(kept: torch.Tensor, jacobian: torch.Tensor) -> torch.Tensor:
+    """Returns <kept_t, g_t> / |g_t|^2 per task (0 for a zero g_t) in float64.
+
+    Formed directly, unless a square over- or underflowed (or a row is zero): then both are first divided by
+    max |g_t|, the same ratio at any scale.
+    """
+    sq, dot = (jacobian * jacobian).sum(dim=1), (kept * jacobian).sum(dim=1)
+    if bool(torch.isfinite(sq).all() & torch.isfinite(dot).all() & (sq > 0).all()):
+        return (dot / sq).to(torch.float64)
+    peak = jacobian.abs().amax(dim=1, keepdim=True)
+    peak = torch.where(peak > 0, peak, torch.ones_like(peak))
+    unit, kept_unit = jacobian / peak, kept / peak
+    sq = (unit * unit).sum(dim=1)
+    return torch.where(sq > 0, (kept_unit * unit).sum(dim=1) / torch.where(sq > 0, sq, 1.0), 0.0).to(torch.float64)
+
+
 @METHODS.register("graddrop", aliases=("grad_drop", "gradient_sign_dropout"))
 class GradDrop(Seeded, Aggregator):
     """Keeps, per coordinate, only the gradients of one randomly chosen sign (chosen by sign purity)."""
@@ -107,10 +123,4 @@ class GradDrop(Seeded, Aggregator):
         factor = leak + (1 - leak) * keep.to(jacobian.dtype)  # [T, features]
         kept = per_sample * factor.unsqueeze(1)  # broadcast over the batch
         kept = kept.reshape(n, -1)
-        # <kept_t, g_t> / |g_t|^2 with both divided by max |g_t| first: the same ratio, no overflow at any scale
-        peak = jacobian.abs().amax(dim=1, keepdim=True)
-        peak = torch.where(peak > 0, peak, torch.ones_like(peak))
-        unit, kept_unit = jacobian / peak, kept / peak
-        sq = (unit * unit).sum(dim=1)
-        weights = torch.where(sq > 0, (kept_unit * unit).sum(dim=1) / torch.where(sq > 0, sq, 1.0), 0.0)
-        return kept.sum(dim=0), weights.to(torch.float64)
+        return kept.sum(dim=0), kept_fraction(kept, jacobian)
