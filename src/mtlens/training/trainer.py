@@ -1,7 +1,9 @@
 """The Trainer: Adam, per-task losses combined by an MTL method, evaluation, checkpoints, run store.
 
-One step is exactly what a user's own loop does: encode, heads, per-task losses, then
-`method.backward(losses, model.shared_parameters(), z, model.task_parameters())` and `optimizer.step()`.
+One step is exactly what a user's own loop does: `losses, z = model.step_losses(batch)`,
+`method.backward(losses, model.shared_parameters(), z, model.task_parameters())`, `optimizer.step()`,
+`method.after_step(...)`; and `method.epoch_end()` after each epoch. The Trainer calls the method's life cycle
+(`mtlens.methods.base`) and nothing else of it.
 """
 
 from __future__ import annotations
@@ -89,13 +91,12 @@ class Trainer:
             if split not in self.data:
                 raise MtlensError(f"the Trainer needs a {split!r} dataset; got {sorted(self.data)}")
         n_active = len(self.model.active_tasks)
-        if self.method.n_tasks != n_active:
+        if self.method.n_tasks is not None and self.method.n_tasks != n_active:
             raise MtlensError(f"method {self.method.name} is for {self.method.n_tasks} tasks, the model trains {n_active}")
         self.device = resolve_device(self.config.device)
         self.model.to(self.device)
-        if callable(getattr(self.method, "to", None)):
-            self.method.to(self.device)  # learnable method weights live beside the model
-        params = [p for p in self.model.parameters() if p.requires_grad] + list(self.method.parameters())
+        self.method.to(self.device)  # learnable method weights live beside the model
+        params = [p for p in self.model.parameters() if p.requires_grad] + self.method.parameters()
         self.optimizer = torch.optim.Adam(params, lr=self.config.lr, betas=tuple(self.config.betas))
         self.epoch = 0
         self.global_step = 0
@@ -155,9 +156,7 @@ class Trainer:
                 self._log(logged)
         self.method.backward(losses, shared, z, list(self.model.task_parameters()))
         self.optimizer.step()
-        if getattr(self.method, "needs_post_step_losses", False):
-            with torch.no_grad():
-                self.method.update(self.model.step_losses(batch)[0])  # type: ignore[attr-defined]
+        self.method.after_step(lambda: self.model.step_losses(batch)[0])
         self.global_step += 1
         return losses.detach()
 
@@ -209,9 +208,7 @@ class Trainer:
                         self._log(self._loss_values("train/loss", losses))
                     advance(1)
                 self.epoch += 1
-                epoch_end = getattr(self.method, "epoch_end", None)
-                if callable(epoch_end):
-                    epoch_end()
+                self.method.epoch_end()
                 values = self._loss_values("train/epoch_loss", running / max(count, 1))
                 for split in ("val", "test"):
                     if split in self.data and len(self.data[split]):
