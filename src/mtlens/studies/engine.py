@@ -165,6 +165,7 @@ class CellTask:
     """What a worker needs to run one cell (picklable: sent to pool workers and Ray tasks)."""
 
     study: str
+    module: str  # where the study is registered: a worker imports it (a user's own study works in workers too)
     config: Any
     cell: Cell
     run_id: str
@@ -199,6 +200,8 @@ def set_threads(threads: int) -> None:
 
 def execute(task: CellTask) -> CellOutcome:
     """Runs one cell where it is called (driver, pool worker or Ray task); returns its outcome, never raises."""
+    import importlib
+
     import mtlens.studies  # noqa: F401  (registers every study in a fresh worker)
     from mtlens.device import resolve_device
     from mtlens.studies.registry import STUDIES
@@ -209,6 +212,8 @@ def execute(task: CellTask) -> CellOutcome:
     sink = MetricBuffer(artifacts / METRICS_FILE, task.resume)
     ctx = None
     try:
+        if task.study not in STUDIES.available():
+            importlib.import_module(task.module)
         study = STUDIES.get(task.study)
         ctx = CellContext(task.run_id, artifacts, sink, str(resolve_device(task.config.train.device)), task.threads,
                           task.resume)

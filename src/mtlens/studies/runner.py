@@ -116,15 +116,15 @@ def run_study_configs(configs: Sequence[StudyConfig], *, backend: str = "pool", 
     from mtlens.studies.reporting import write_report
 
     check_backend(backend, workers, threads, address)
-    jobs = plan(configs, labels)
-    configs = list(dict((id(j.config), j.config) for j in jobs).values()) or list(configs)
     stores = {Path(c.store) for c in configs}
     if len(stores) != 1:
         raise MtlensError(f"one run writes one store, got {len(stores)}; do not sweep over `store`")
     store_path = stores.pop()
-    check_writable(store_path, "run store")
+    check_writable(store_path, "run store")  # before any data is touched
     for c in configs:
         check_writable(c.report_path(), "report folder")
+    jobs = plan(configs, labels)
+    configs = list(dict((id(j.config), j.config) for j in jobs).values()) or list(configs)
     existing = _existing(store_path, jobs)
     todo = [j for j in jobs if existing.get(j.key) is None or existing[j.key].status != "finished"]
     result = EngineResult(list(configs), skipped=len(jobs) - len(todo))
@@ -156,8 +156,8 @@ def _drive(todo: list[Job], existing: dict[int, Run], pool: Any, store: RunStore
                 job = pending.popleft()
                 attempts[job.key] = attempts.get(job.key, 0) + 1
                 run_id, resume = _start(job, attempts[job.key], existing, store, result)
-                task = CellTask(job.study.name, job.config, job.cell, run_id, str(store.artifacts_dir(run_id)),
-                                resume, pool.threads)
+                task = CellTask(job.study.name, job.study.run_cell.__module__, job.config, job.cell, run_id,
+                                str(store.artifacts_dir(run_id)), resume, pool.threads)
                 pool.submit(job.key, task)
                 running[job.key] = job
                 shown.started(job.key, job.label, attempts[job.key])
