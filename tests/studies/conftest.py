@@ -98,3 +98,9 @@ def screenshot(report: Path, png: Path, tmp: Path, height: int = 4000) -> None:
                            f"--user-data-dir={tmp / 'profile-shot'}", f"--window-size=1280,{height}",
                            f"--screenshot={png}", report.as_uri()], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and png.is_file(), proc.stderr[-2000:]
+
+
+@pytest.fixture()
+def browser():
+    """Returns `browser_check(report_html, tmp_folder)`: the report as headless chromium shows it."""
+    return browser_check

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from mtlens.errors import MtlensError
 from mtlens.studies import balancing, hard_sharing  # noqa: F401  (registers)
 from mtlens.studies.registry import STUDIES, available_studies, read_source
 from mtlens.studies.runner import EngineResult, run_study_configs
@@ -47,7 +48,7 @@ def sweep(source: str | Path, grid: Sequence[str], overrides: Sequence[str] = ()
     from mtlens.config import apply_overrides
     from mtlens.studies.reporting import collect
     from mtlens.studies.runner import plan
-    from mtlens.studies.sweep import expand, parse_grid, write_index
+    from mtlens.studies.grid import expand, parse_grid, write_index
 
     parsed = parse_grid(grid)
     data, origin = read_source(source)
@@ -79,7 +80,11 @@ def report(target: str, *, preset: str = "quick", store: str | None = None, out:
         runs = RunStore(cfg.store, create=False)
         return write_report(cfg, runs, [(j.cell, j.hash) for j in plan([cfg])])
     runs = RunStore(store_path or DEFAULT_STORE, create=False)
-    cfg, cells, _ = cells_of_run(runs, target)
+    try:
+        cfg, cells, _ = cells_of_run(runs, target)
+    except MtlensError:
+        raise MtlensError(f"{target!r} is neither a study ({', '.join(STUDIES.available())}) nor a run id in "
+                          f"{runs.path}; `mtlens runs list` shows the ids") from None
     if out:
         cfg = cfg.model_copy(update={"report_dir": out})
     return write_report(cfg, runs, cells)
