@@ -93,7 +93,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     """Returns the mapping in a YAML file, or raises naming the file and the problem."""
     p = Path(path)
     if not p.is_file():
-        raise MtlensError(f"config file {str(p)!r} does not exist; see configs/ for the presets")
+        raise MtlensError(f"config file {str(p)!r} does not exist; name a shipped preset as STUDY/PRESET instead "
+                          "(`mtlens reproduce --list` shows them)")
     try:
         data = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as err:

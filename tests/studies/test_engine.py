@@ -1,12 +1,11 @@
-"""The engine: same records on every backend, a SIGKILLed worker or driver resumes without duplicates, a failing
-cell is retried once then recorded (and reported) as failed."""
+"""The engine: same records on every backend, a SIGKILLed worker's cell is retried and resumes without duplicates
+(a SIGKILLed driver: tests/training/test_resume.py), a failing cell is retried once then recorded (and reported)
+as failed."""
 
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -112,26 +111,6 @@ def test_a_sigkilled_worker_is_retried_and_its_cell_resumes_without_duplicates(t
     [run] = RunStore(tmp_path / "s.sqlite").list_runs()
     assert run.status == "finished" and run.attempts == 2
     assert _records(tmp_path / "s.sqlite") == clean_kill_run  # resumed from its checkpoint: same rows, once each
-
-
-def test_a_sigkilled_study_resumes_where_it_stopped(tmp_path: Path, clean_kill_run) -> None:
-    (tmp_path / "c.yaml").write_text(KILL)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-    proc = subprocess.Popen([sys.executable, "-m", "mtlens", "train", "--config", str(tmp_path / "c.yaml"), "--store",
-                             str(tmp_path / "s.sqlite"), "--backend", "serial", "--threads", "1", "--quiet"],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    watcher = _kill_after_first_checkpoint(tmp_path, proc.kill)
-    proc.wait(timeout=600)
-    watcher.join()
-    assert proc.returncode == -signal.SIGKILL
-    [run] = RunStore(tmp_path / "s.sqlite").list_runs()
-    assert run.status == "running"  # its owner is dead: resumable
-    cfg = load_study_config(tmp_path / "c.yaml", [f"store={tmp_path / 's.sqlite'}"])
-    result = run_study(cfg, backend="serial", threads=1, display=False)
-    assert (result.finished, result.failed) == (1, 0)
-    [run] = RunStore(tmp_path / "s.sqlite").list_runs()
-    assert run.attempts == 2
-    assert _records(tmp_path / "s.sqlite") == clean_kill_run
 
 
 def test_a_non_finite_cell_is_retried_once_then_recorded_and_reported_as_failed(tmp_path: Path) -> None:

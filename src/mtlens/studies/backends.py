@@ -178,7 +178,9 @@ def open_backend(name: str, *, workers: int | None, threads: int | None, address
     check_backend(name, workers, threads, address)
     cores = available_cores()
     if name == "serial":
-        return SerialBackend(threads or cores)
+        # one process: all the cores, unless OMP_NUM_THREADS says how many threads this process may use
+        env = os.environ.get("OMP_NUM_THREADS", "")
+        return SerialBackend(threads or (int(env) if env.isdigit() and int(env) > 0 else cores))
     if name == "ray":
         from mtlens.studies.ray_backend import RayBackend
 
