@@ -49,6 +49,7 @@ BAD = [
     (["train", "--config", "CFG", "--set", "single_tasks=[5]", "--set", "variants=[single_task]"],
      "single_tasks [5] are not task indices 0..1"),
     (["report", "nosuch", "--store", "STORE"], "neither a study"),
+    (["train", "--config", "CFG", "--set", "variants=[random]", "--method", "mgda"], "random variant's encoder is frozen"),
 ]
 
 

@@ -15,6 +15,7 @@ from pydantic import Field
 
 from mtlens.config import Section
 from mtlens.errors import MtlensError
+from mtlens.methods import METHODS
 from mtlens.models import create_model
 from mtlens.studies.base import StudyConfig
 from mtlens.studies.common import (DataConfig, MethodConfig, ModelConfig, build_factor_data, build_method,
@@ -59,6 +60,9 @@ def check(cfg: HardSharingConfig) -> None:
     if bad:
         raise MtlensError(f"single_tasks {bad} are not task indices 0..{cfg.data.n_tasks - 1}")
     check_metrics(cfg.metrics.names, cfg.metrics.options)
+    if "random" in cfg.variants and getattr(METHODS.get(cfg.method.name), "uses_gradients", False):
+        raise MtlensError(f"the random variant's encoder is frozen, and {cfg.method.name} needs the task gradients of "
+                          "trainable shared parameters; drop random from variants or use a loss weighting (e.g. ew)")
     for n_active in {1 if v == "single_task" else cfg.data.n_tasks for v in cfg.variants}:
         cfg.method.build(n_active)
     check_data(cfg.data, cfg.data_dir, factors=True)  # dataset, options, subset and split fractions
