@@ -156,7 +156,11 @@ class PoolBackend:
         return done
 
     def close(self) -> None:
+        # An idle worker is told to stop; a busy one (the driver was interrupted) is killed: its cell's run is
+        # marked interrupted and resumes from its checkpoint next time.
         for w in self._workers:
+            if w.key is not None:
+                w.process.kill()
             w.stop()
         self._workers.clear()
 
