@@ -15,12 +15,18 @@ A study is four things, registered with one `STUDIES.add(Study(...))` line (see 
    summary values (final test measures, scores). It builds its data through `ctx.cached(key, build)` (built
    once per worker process), seeds its model, and hands the Trainer `store=ctx.sink, run_id=ctx.run_id,
    checkpoint_dir=ctx.artifacts` and `fit(resume=ctx.resume)`; it may `ctx.note(key, value)` strings or lists
-   for the report (the data source, task names and kinds). It never opens the run store.
-4. **`report(cfg, runs, rep)`**: fills a `plots.report.Report` (tables, figures, text) from `runs`, the
-   `CellRun`s read from the store (status, params, summary, metric series, notes); it reads nothing else.
-   Tables are given mean ± std over seeds; `rep.published(key)` returns the seed paper's table declared in
-   the study's published-numbers file (package data `mtlens/configs/published/<file>.yaml`: table, page,
-   columns, rows), to show beside ours. Failed cells are counted by the engine in every report.
+   for the report (the data source, task names and kinds). Its **records** are that summary plus every
+   (name, step, value) row logged into `ctx.sink` (by the Trainer, or by the cell itself); the worker returns
+   them and the driver writes them to the cell's run. A cell never opens the run store.
+4. **`report(cfg, runs, rep)`**: fills a `plots.report.Report` (`rep.section`, `rep.text`, `rep.table`,
+   `rep.figure`) from `runs`, the `CellRun`s read from the store (`status`, `params`, `seed`, `summary`,
+   `series()`, `notes`); it reads nothing else, so `mtlens report` re-renders it without training. Table
+   cells give mean ± std over seeds (`plots.report.mean_std`). Published numbers are data, declared by the
+   study's `published="seed000"` (package file `mtlens/configs/published/seed000.yaml`: per table its
+   number, page, section, columns and rows): `rep.published_table(key)` adds one as it was printed, and
+   `rep.published` holds them all to put a column beside ours. The engine adds the failed cells (with their
+   reasons) and the provenance (data source, preset, seeds, versions, commit, wall time, device) to every
+   report, and writes it as one self-contained HTML file plus Markdown.
 
 What the engine owns (studies/runner.py and friends): planning every cell (x grid point of a sweep),
 skipping finished cells, resuming killed ones from their checkpoint (metric rows logged before the kill are
