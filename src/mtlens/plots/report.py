@@ -33,6 +33,7 @@ figcaption { font-size: 0.9em; color: #444; }
 nav li { margin: 0.1em 0; }
 pre { background: #f6f6f6; padding: 0.8em; overflow-x: auto; font-size: 0.85em; }
 .failed { color: #b00; }
+#provenance td { text-align: left; }
 """
 
 
