@@ -8,6 +8,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -71,7 +72,7 @@ def _worker_pids() -> list[int]:
     return pids
 
 
-def _kill_after_first_checkpoint(root: Path, kill: callable, timeout: float = 300) -> threading.Thread:
+def _kill_after_first_checkpoint(root: Path, kill: Callable[[], None], timeout: float = 300) -> threading.Thread:
     def watch() -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -134,3 +134,17 @@ def test_report_rerenders_a_study_from_the_store_alone(ported, tmp_path: Path, c
     old = first.result.report_html.with_suffix(".md").read_text().split("## Provenance")[0]
     new = (tmp_path / "again" / "report.md").read_text().split("## Provenance")[0]
     assert new == old
+
+
+def test_a_script_without_a_main_guard_runs_on_the_pool(tmp_path: Path) -> None:
+    # Spawned workers must not re-run the user's script (it would start the study again in every worker).
+    (tmp_path / "s.py").write_text(
+        "from mtlens.studies import load_study_config, run_study\n"
+        "cfg = load_study_config('hard_sharing/quick', ['train.epochs=1', 'data.dataset=tiny', 'data.n_tasks=2',\n"
+        "    'data.subset=96', 'variants=[multi_head, random]', 'metrics.names=[]', 'metrics.options={}',\n"
+        "    'model.head_hidden=[16]'])\n"
+        "result = run_study(cfg, backend='pool', workers=2, threads=1, display=False)\n"
+        "print(result.finished, result.failed)\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "s.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and proc.stdout.split() == ["2", "0"], proc.stderr[-2000:]

@@ -11,6 +11,8 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import signal
+import sys
+import types
 from collections.abc import Hashable
 from multiprocessing.connection import Connection, wait
 from typing import Any, Protocol
@@ -84,7 +86,15 @@ class _Worker:
     def __init__(self, context: Any, threads: int) -> None:
         parent, child = context.Pipe()
         self.process = context.Process(target=_serve, args=(child, threads), name="mtlens-worker")
-        self.process.start()
+        # A spawned child re-imports the parent's main script unless told otherwise; the worker needs only
+        # mtlens, and a script calling run_study() without `if __name__ == "__main__":` must not run again
+        # in every worker. (So a study defined in a script's __main__ runs on the serial backend only.)
+        main = sys.modules["__main__"]
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            self.process.start()
+        finally:
+            sys.modules["__main__"] = main
         child.close()
         self.conn = parent
         self.key: Hashable | None = None
