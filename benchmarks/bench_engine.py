@@ -7,6 +7,10 @@ per-cell overhead = (Ray wall - Ray start-up - pool wall) / cells, goal <= 1 s. 
 
     python benchmarks/bench_engine.py                          # hard-sharing quick on serial, pool, ray
     python benchmarks/bench_engine.py --backends serial,pool --set train.epochs=1
+    python benchmarks/bench_engine.py --backends pool,ray --repeat 3 --set data.dataset=tiny ...   # overhead
+
+With `--repeat N` the backends run N times interleaved (a shared machine's load then hits each alike) and the
+comparisons use each backend's median.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -54,23 +59,29 @@ def main() -> None:
     parser.add_argument("--backends", default="serial,pool,ray")
     parser.add_argument("--cores", type=int, default=2, help="workers x threads of the pool, threads of serial")
     parser.add_argument("--set", action="append", default=[], dest="sets")
+    parser.add_argument("--repeat", type=int, default=1, help="run the backends this many times, interleaved")
     args = parser.parse_args()
     backends = args.backends.split(",")
-    results = {}
+    walls: dict[str, list[float]] = {b: [] for b in backends}
+    cells = 0
     with tempfile.TemporaryDirectory() as tmp:
-        for backend in backends:
-            workers, threads = (1, args.cores) if backend == "serial" else (args.cores, 1)
-            results[backend] = run(args.study, args.preset, backend, workers, threads, args.sets, Path(tmp))
-            print(json.dumps(results[backend]), flush=True)
-    load = os.getloadavg()[0]
-    if "serial" in results and "pool" in results:
-        print(json.dumps({"bench": "engine", "compare": "pool_over_serial", "ratio": round(
-            results["pool"]["wall_s"] / results["serial"]["wall_s"], 3), "goal": 0.75, "load_avg_1min": load}))
-    if "ray" in results and "pool" in results:
-        start = ray_startup(args.cores)
-        per_cell = (results["ray"]["wall_s"] - start - results["pool"]["wall_s"]) / results["ray"]["cells"]
+        for i in range(args.repeat):
+            for backend in backends:
+                workers, threads = (1, args.cores) if backend == "serial" else (args.cores, 1)
+                row = run(args.study, args.preset, backend, workers, threads, args.sets, Path(tmp) / str(i))
+                walls[backend].append(row["wall_s"])
+                cells = row["cells"]
+                print(json.dumps({**row, "repeat": i}), flush=True)
+    wall = {b: statistics.median(w) for b, w in walls.items()}
+    load = round(os.getloadavg()[0], 2)
+    if "serial" in wall and "pool" in wall:
+        print(json.dumps({"bench": "engine", "compare": "pool_over_serial", "ratio": round(wall["pool"] / wall["serial"], 3),
+                          "goal": 0.75, "load_avg_1min": load}))
+    if "ray" in wall and "pool" in wall:
+        start = statistics.median(ray_startup(args.cores) for _ in range(args.repeat))
+        per_cell = (wall["ray"] - start - wall["pool"]) / cells
         print(json.dumps({"bench": "engine", "compare": "ray_minus_pool_per_cell_s", "value": round(per_cell, 3),
-                          "ray_startup_s": round(start, 2), "goal": 1.0, "load_avg_1min": load}))
+                          "ray_startup_s": round(start, 2), "cells": cells, "goal": 1.0, "load_avg_1min": load}))
 
 
 if __name__ == "__main__":
