@@ -7,11 +7,17 @@ Every command that trains takes the same engine options (`--backend serial|pool|
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
-BACKEND_HELP = "Where cells run: pool (local processes, default), serial (this process) or ray."
+# The engine options every training command takes, declared once.
+Backend = Annotated[str, typer.Option("--backend", help="Where cells run: pool (local processes), serial (this process) or ray.")]
+Workers = Annotated[Optional[int], typer.Option("--workers", help="Parallel cells (default: cores / threads).")]
+Threads = Annotated[Optional[int], typer.Option("--threads", help="Torch threads per worker (default: cores / workers).")]
+Address = Annotated[Optional[str], typer.Option("--address", help="Ray cluster address (host:port); a local instance otherwise.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]
+Sets = Annotated[list[str], typer.Option("--set", help="Override a config key: --set train.epochs=5 (repeatable).")]
 
 
 def engine_options(backend: str, workers: Optional[int], threads: Optional[int], address: Optional[str],
@@ -34,13 +40,10 @@ def reproduce(
     seeds: Optional[int] = typer.Option(None, "--seeds", help="Run seeds 0..N-1 instead of the preset's."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with the official data files (else $MTLENS_DATA)."),
     store: Optional[Path] = typer.Option(None, "--store", help="Run store file (default runs/mtlens.sqlite)."),
-    set_: list[str] = typer.Option([], "--set", help="Override a config key: --set train.epochs=5 (repeatable)."),
+    set_: Sets = [],
     list_: bool = typer.Option(False, "--list", help="List the studies, their presets and expected wall times."),
-    backend: str = typer.Option("pool", "--backend", help=BACKEND_HELP),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Parallel cells (default: cores / threads)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads per worker (default: cores / workers)."),
-    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (host:port); a local instance otherwise."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    backend: Backend = "pool", workers: Workers = None, threads: Threads = None, address: Address = None,
+    quiet: Quiet = False,
 ) -> None:
     """Reproduce a seed paper's study from a shipped preset; prints where the report is."""
     from mtlens.errors import MtlensError
@@ -76,12 +79,9 @@ def _list() -> None:
 def sweep(
     config: str = typer.Argument(..., help="Study config: a YAML file or a preset STUDY/PRESET (hard_sharing/quick)."),
     grid: list[str] = typer.Option([], "--grid", help="key=v1,v2: sweep a config key over values (repeatable)."),
-    set_: list[str] = typer.Option([], "--set", help="Override a config key for every grid point."),
-    backend: str = typer.Option("pool", "--backend", help=BACKEND_HELP),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Parallel cells (default: cores / threads)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads per worker (default: cores / workers)."),
-    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (host:port); a local instance otherwise."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    set_: Sets = [],
+    backend: Backend = "pool", workers: Workers = None, threads: Threads = None, address: Address = None,
+    quiet: Quiet = False,
 ) -> None:
     """Sweep a study over a grid of config values, on the same cells and backends; one report per grid point."""
     from mtlens.studies import sweep as run
@@ -94,7 +94,7 @@ def report(
     preset: str = typer.Option("quick", "--preset", "-p", help="The study's preset whose runs to report."),
     store: Optional[Path] = typer.Option(None, "--store", help="Run store file (default runs/mtlens.sqlite)."),
     out: Optional[Path] = typer.Option(None, "--out", help="Report folder (default reports/<study>_<preset> next to the store)."),
-    set_: list[str] = typer.Option([], "--set", help="The config overrides the runs were made with."),
+    set_: Sets = [],
 ) -> None:
     """Re-render a study's report from the run store, without training."""
     from mtlens.studies import report as render

@@ -11,21 +11,18 @@ from typing import Optional
 
 import typer
 
-from mtlens.cli.studies import BACKEND_HELP, engine_options, finish
+from mtlens.cli.studies import Address, Backend, Quiet, Sets, Threads, Workers, engine_options, finish
 
 
 def train(
     config: str = typer.Option(..., "--config", "-c", help="Study config: a YAML file, or a preset STUDY/PRESET (hard_sharing/quick)."),
-    set_: list[str] = typer.Option([], "--set", help="Override a config key: --set train.epochs=5 (repeatable)."),
+    set_: Sets = [],
     method: Optional[str] = typer.Option(None, "--method", help="MTL method name (see `mtlens methods`)."),
     method_level: Optional[str] = typer.Option(None, "--method-level", help="param or feature."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with the official data files (else $MTLENS_DATA)."),
     store: Optional[Path] = typer.Option(None, "--store", help="Run store file (default from the config: runs/mtlens.sqlite)."),
-    backend: str = typer.Option("pool", "--backend", help=BACKEND_HELP),
-    workers: Optional[int] = typer.Option(None, "--workers", help="Parallel cells (default: cores / threads)."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="Torch threads per worker (default: cores / workers)."),
-    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (host:port); a local instance otherwise."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    backend: Backend = "pool", workers: Workers = None, threads: Threads = None, address: Address = None,
+    quiet: Quiet = False,
 ) -> None:
     """Train the cells of a study and write its report."""
     from mtlens.errors import MtlensError
