@@ -12,6 +12,7 @@ from torch.nn import functional as F
 from mtlens.data.dense import DenseTask
 from mtlens.data.shapes3d_dense import Shapes3DDense
 from mtlens.errors import MtlensError
+from mtlens.measures.dense import DENSE_METRICS
 from mtlens.methods import METHODS, available_methods, create_method
 from mtlens.models import create_model
 from mtlens.models import dense as _dense  # noqa: F401  (registers dense_resnet)
@@ -143,9 +144,15 @@ def test_trainer_and_dense_metrics(scene: dict[str, Shapes3DDense]) -> None:
     method = create_method("mgda", 3, level="feature")
     cfg = TrainConfig(epochs=1, batch_size=2, eval_batch_size=2, device="cpu", progress=False, checkpoint=False)
     final = Trainer(model, method, scene, cfg).fit()
-    assert set(final) >= {"test/segmentation/acc", "test/depth/mse", "test/normal/mse"}
-    assert all(math.isfinite(v) for v in final.values()) and 0 <= final["test/segmentation/acc"] <= 1
+    # the Trainer stores the dense metrics by their names (the model's evaluator), nothing else per task
+    assert set(final) == {f"test/{task}/{m}" for task, kind in (("segmentation", "segmentation"), ("depth", "depth"),
+                                                                ("normal", "normal")) for m in DENSE_METRICS[kind]}
+    assert all(math.isfinite(v) for v in final.values()) and 0 <= final["test/segmentation/pixel_acc"] <= 1
     metrics = evaluate_dense(model, scene["test"], batch_size=2, device="cpu")
     assert set(metrics["segmentation"]) == {"miou", "pixel_acc"} and set(metrics["depth"]) == {"abs_err", "rel_err"}
     assert set(metrics["normal"]) == {"mean_angle", "median_angle", "within_11.25", "within_22.5", "within_30"}
-    assert metrics["segmentation"]["pixel_acc"] == pytest.approx(final["test/segmentation/acc"])
+    assert {f"test/{t}/{m}": v for t, ms in metrics.items() for m, v in ms.items()} == final
+    # the additive score_batch agrees with the whole-split pixel accuracy
+    with torch.no_grad():
+        correct, n = model.eval().score_batch(scene["test"].__getitems__(list(range(len(scene["test"])))))["segmentation"]
+    assert float(correct) / n == pytest.approx(final["test/segmentation/pixel_acc"])

@@ -28,6 +28,10 @@ from mtlens.errors import MtlensError
 
 IGNORE_INDEX = -1
 NORMAL_THRESHOLDS = (11.25, 22.5, 30.0)
+#: The metrics `DenseMetrics.result` returns per task kind, the first the kind's headline (seed 004 Tables 2-3:
+#: SS by mIoU, DE by the L1 error, NE by the mean angle).
+DENSE_METRICS = {"segmentation": ("miou", "pixel_acc"), "depth": ("abs_err", "rel_err"),
+                 "normal": ("mean_angle", "median_angle", "within_11.25", "within_22.5", "within_30")}
 #: Whether a higher value of each metric is better (the sign of Δm).
 HIGHER_IS_BETTER = {"miou": True, "pixel_acc": True, "abs_err": False, "rel_err": False, "mean_angle": False,
                     "median_angle": False, "within_11.25": True, "within_22.5": True, "within_30": True}

@@ -7,7 +7,9 @@ feature map's resolution and are upsampled bilinearly to the image (as LibMTL's 
 
 `create_model("dense_resnet", tasks, input_shape, backbone="resnet18", output_stride=8, head="aspp")` builds
 one from the dense tasks of a dataset (`dataset.tasks`); `active_tasks=(t,)` trains task t alone (the
-single-task baselines of the relative gain Δm).
+single-task baselines of the relative gain Δm). Its `evaluator()` scores a split with the dense metrics
+(`mtlens.measures.dense`), so the Trainer stores `test/<task>/miou`, `/pixel_acc`, `/abs_err`, `/rel_err`,
+`/mean_angle`, `/median_angle`, `/within_11.25`, `/within_22.5`, `/within_30`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from torch.nn import functional as F
 
 from mtlens.data.dense import DenseTask
 from mtlens.errors import MtlensError
+from mtlens.measures.dense import DenseMetrics, dense_kinds
 from mtlens.models.dense_heads import build_head
 from mtlens.models.dense_losses import dense_loss, dense_score
 from mtlens.models.hard_sharing import MultiTaskModel
@@ -69,6 +72,26 @@ class DenseMultiTaskModel(MultiTaskModel):
         """Returns per task (summed measure, valid pixels): correct pixels (segmentation), squared error (else)."""
         preds = self(batch["x"])
         return {t.name: dense_score(t, preds[t.name], batch["targets"][t.name]) for t in self.dense_tasks}
+
+    def evaluator(self) -> DenseEvaluator:
+        """Returns an accumulator of the dense metrics of every task over a split (whole-split mIoU and medians)."""
+        return DenseEvaluator(self)
+
+
+class DenseEvaluator:
+    """Scores a dense model split-wide: `update(batch)` per batch, `result()` -> {task: {metric: value}}."""
+
+    def __init__(self, model: DenseMultiTaskModel) -> None:
+        self.model = model
+        self.metrics = DenseMetrics(dense_kinds(model.dense_tasks))
+
+    def update(self, batch: Mapping[str, Any]) -> None:
+        """Adds one batch (its `x` and `targets`); returns None."""
+        self.metrics.update(self.model(batch["x"]), batch["targets"])
+
+    def result(self) -> dict[str, dict[str, float]]:
+        """Returns {task: {metric: value}} over everything added (`mtlens.measures.dense.DENSE_METRICS` names)."""
+        return self.metrics.result()
 
 
 @MODELS.register("dense_resnet", aliases=("dense",))

@@ -16,6 +16,7 @@ from torch import nn
 
 from mtlens.data.tasks import TaskSpec
 from mtlens.errors import MtlensError
+from mtlens.models.evaluation import Evaluator, ScoreSums
 from mtlens.models.heads import MLPHead
 from mtlens.models.losses import task_losses, task_scores
 
@@ -75,6 +76,14 @@ class MultiTaskModel(nn.Module, metaclass=ABCMeta):
         scores = task_scores(self.tasks, self(batch["x"]), batch["targets"])
         n = int(batch["targets"].shape[0])
         return {name: (value, n) for name, value in scores.items()}
+
+    def evaluator(self) -> Evaluator:
+        """Returns a fresh accumulator of this model's test measures over a split (the Trainer's evaluation).
+
+        The default sums `score_batch` (MSE, accuracy); a model whose measures do not add up over batches
+        (mIoU, median angle) returns its own (`mtlens.models.evaluation.Evaluator`).
+        """
+        return ScoreSums(self)
 
     def shared_parameters(self) -> Iterator[nn.Parameter]:
         """Returns the trainable parameters of the shared encoder."""

@@ -7,7 +7,6 @@ import torch
 from mtlens.data.dense import DenseDataset
 from mtlens.data.multitask import make_loader
 from mtlens.device import resolve_device
-from mtlens.measures.dense import DenseMetrics, dense_kinds
 from mtlens.models.dense import DenseMultiTaskModel
 from mtlens.training.trainer import to_device
 
@@ -15,13 +14,12 @@ from mtlens.training.trainer import to_device
 @torch.no_grad()
 def evaluate_dense(model: DenseMultiTaskModel, dataset: DenseDataset, batch_size: int = 16,
                    device: str | torch.device = "auto") -> dict[str, dict[str, float]]:
-    """Returns {task: {metric: value}} of `model` over the whole `dataset` (mIoU, pixel accuracy, depth and normal errors)."""
+    """Returns {task: {metric: value}} of `model` over the whole `dataset` (the model's evaluator, as the Trainer)."""
     dev = resolve_device(device)
     was_training = model.training
     model.to(dev).eval()
-    metrics = DenseMetrics(dense_kinds(model.dense_tasks))
+    evaluator = model.evaluator()
     for batch in make_loader(dataset, batch_size):  # type: ignore[arg-type]
-        batch = to_device(batch, dev)
-        metrics.update(model(batch["x"]), batch["targets"])
+        evaluator.update(to_device(batch, dev))
     model.train(was_training)
-    return metrics.result()
+    return evaluator.result()

@@ -1,22 +1,24 @@
-"""The Trainer: Adam, per-task losses combined by an MTL method, evaluation, checkpoints, run store.
+"""The Trainer: per-task losses combined by an MTL method, Adam or SGD with a linear warm-up, evaluation,
+checkpoints, run store.
 
 One step is exactly what a user's own loop does: `losses, z = model.step_losses(batch)`,
 `method.backward(losses, model.shared_parameters(), z, model.task_parameters())`, `optimizer.step()`,
 `method.after_step(...)`; and `method.epoch_end()` after each epoch. The Trainer calls the method's life cycle
-(`mtlens.methods.base`) and nothing else of it.
+(`mtlens.methods.base`) and nothing else of it. Evaluation is the model's own `evaluator()` (one accumulator per
+split; `mtlens.models.evaluation`), so a dense model stores mIoU or angle errors where a factor model stores MSE.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
 
 import torch
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from mtlens.data.multitask import MultiTaskDataset, make_loader
@@ -25,7 +27,6 @@ from mtlens.errors import MtlensError
 from mtlens.methods.base import Method
 from mtlens.models.hard_sharing import MultiTaskModel
 from mtlens.training.checkpoint import load_checkpoint, restore, rng_state, save_checkpoint, set_rng_state
-from mtlens.models.losses import score_name
 from mtlens.training.progress import progress_bar
 
 
@@ -43,17 +44,32 @@ class MetricSink(Protocol):
     def fail(self, run_id: str, message: str, step: int | None = None) -> None: ...
 
 
+ADAM_BETAS = (0.9, 0.999)
+
+
 @pydantic_dataclass(config=ConfigDict(extra="forbid", validate_assignment=True))
 class TrainConfig:
     """The training settings (seed 000 App. C.1 defaults: Adam, lr 1e-3, betas (0.9, 0.999), batch 256).
 
     The one declaration of them: the studies embed it as their `train:` section (a study sets `seed` per cell
     from its `seeds`). A validated dataclass, so `dataclasses.asdict` / `replace` work and bad values are refused.
+
+    `optimizer` is "adam" (`betas`, None = (0.9, 0.999)) or "sgd" (`momentum`, None = 0; seed 004 App. 7 uses
+    0.9); an option of the other optimizer is refused. `weight_decay` applies to both. `warmup_steps` > 0 raises
+    the learning rate linearly over the first steps: step s (from 0) uses lr * min(1, (s + 1) / warmup_steps).
+    `max_steps` ends the run after that many steps, in the middle of an epoch if need be (that partial epoch is
+    evaluated and checkpointed as the last); `epochs` must cover it (`total_steps` refuses a budget the epochs
+    cannot reach).
     """
 
     epochs: int = Field(200, ge=0)
     lr: float = Field(1e-3, gt=0)
-    betas: tuple[float, float] = (0.9, 0.999)
+    optimizer: Literal["adam", "sgd"] = "adam"
+    betas: tuple[Annotated[float, Field(ge=0, lt=1)], Annotated[float, Field(ge=0, lt=1)]] | None = None
+    momentum: float | None = Field(None, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_steps: int = Field(0, ge=0)
+    max_steps: int | None = Field(None, ge=1)
     batch_size: int = Field(256, ge=1)
     eval_batch_size: int = Field(1024, ge=1)
     seed: int = Field(0, ge=0)
@@ -62,6 +78,47 @@ class TrainConfig:
     progress: bool = True
     checkpoint: bool = True
     num_workers: Annotated[int, Field(ge=0)] | Literal["auto"] = 0
+
+    @model_validator(mode="after")
+    def _options_of_the_optimizer(self) -> "TrainConfig":
+        if self.optimizer == "adam" and self.momentum is not None:
+            raise MtlensError("train.momentum is an SGD option; set train.optimizer: sgd, or remove train.momentum")
+        if self.optimizer == "sgd" and self.betas is not None:
+            raise MtlensError("train.betas is an Adam option; set train.optimizer: adam, or remove train.betas")
+        return self
+
+    def steps_per_epoch(self, n_train: int) -> int:
+        """Returns the number of optimisation steps of one epoch over `n_train` samples."""
+        return math.ceil(n_train / self.batch_size)
+
+    def total_steps(self, n_train: int) -> int:
+        """Returns the run's number of steps over `n_train` samples, or raises one line on a budget that cannot hold."""
+        per_epoch = self.steps_per_epoch(n_train)
+        by_epochs = self.epochs * per_epoch
+        if self.max_steps is not None and self.max_steps > by_epochs:
+            raise MtlensError(f"train.max_steps={self.max_steps} is never reached: {self.epochs} epochs of {per_epoch} "
+                              f"steps are {by_epochs}; raise train.epochs (the run stops at max_steps)")
+        total = by_epochs if self.max_steps is None else self.max_steps
+        if self.warmup_steps > total:
+            raise MtlensError(f"train.warmup_steps={self.warmup_steps} is longer than the run ({total} steps): the "
+                              "learning rate would never reach train.lr; lower train.warmup_steps")
+        return total
+
+    def lr_at(self, step: int) -> float:
+        """Returns the learning rate of optimisation step `step` (0-based): linear warm-up, then `lr`."""
+        if self.warmup_steps and step < self.warmup_steps:
+            return self.lr * (step + 1) / self.warmup_steps
+        return self.lr
+
+
+#: The optimisers `TrainConfig.optimizer` names, each built from the parameters and the config.
+OPTIMIZERS: dict[str, Callable[[list[torch.Tensor], TrainConfig], torch.optim.Optimizer]] = {
+    "adam": lambda params, c: torch.optim.Adam(params, lr=c.lr, betas=tuple(c.betas or ADAM_BETAS),
+                                               weight_decay=c.weight_decay),
+    "sgd": lambda params, c: torch.optim.SGD(params, lr=c.lr, momentum=c.momentum or 0.0, weight_decay=c.weight_decay),
+}
+#: Settings a resumed run must share with its checkpoint (the optimiser's state and the schedule depend on them).
+RESUME_FIXED = {"optimizer": "adam", "warmup_steps": 0}
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
@@ -103,7 +160,7 @@ class Trainer:
         self.model.to(self.device)
         self.method.to(self.device)  # learnable method weights live beside the model
         params = [p for p in self.model.parameters() if p.requires_grad] + self.method.parameters()
-        self.optimizer = torch.optim.Adam(params, lr=self.config.lr, betas=tuple(self.config.betas))
+        self.optimizer = OPTIMIZERS[self.config.optimizer](params, self.config)
         self.epoch = 0
         self.global_step = 0
         self.history: list[dict[str, float]] = []
@@ -127,7 +184,12 @@ class Trainer:
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """Restores a state returned by `state_dict`."""
+        """Restores a state returned by `state_dict`; refuses one trained with another optimiser or warm-up."""
+        saved = state["config"] if isinstance(state.get("config"), Mapping) else {}
+        for key, default in RESUME_FIXED.items():
+            if saved.get(key, default) != getattr(self.config, key):
+                raise MtlensError(f"the checkpoint was trained with train.{key}={saved.get(key, default)!r}, this run "
+                                  f"has {getattr(self.config, key)!r}; set it back, or remove the run to retrain it")
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.method.load_state_dict(state["method"])
@@ -151,6 +213,9 @@ class Trainer:
     def train_step(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Runs one optimisation step on a batch; returns the detached [T_active] losses."""
         batch = to_device(batch, self.device)
+        if self.config.warmup_steps:
+            for group in self.optimizer.param_groups:
+                group["lr"] = self.config.lr_at(self.global_step)
         self.optimizer.zero_grad(set_to_none=True)
         losses, z = self.model.step_losses(batch)
         if not bool(torch.isfinite(losses).all()):
@@ -168,39 +233,50 @@ class Trainer:
 
     @torch.no_grad()
     def evaluate(self, split: str) -> dict[str, float]:
-        """Returns per-task test measures on a split: '<split>/<task>/mse' or '/acc', and their mean."""
+        """Returns per-task test measures on a split, '<split>/<task>/<measure>' (the model's evaluator names them:
+        mse or acc, or a dense model's miou, abs_err, mean_angle, ...), and the mean of each of mse and acc."""
         if split not in self.data:
             raise MtlensError(f"no {split!r} data to evaluate; have {sorted(self.data)}")
         was_training = self.model.training
         self.model.eval()
-        loader = make_loader(self.data[split], self.config.eval_batch_size, num_workers=self.config.num_workers)
-        sums: dict[str, torch.Tensor] = {}
-        counts: dict[str, int] = {}
-        for batch in loader:
-            for name, (value, n) in self.model.score_batch(to_device(batch, self.device)).items():
-                sums[name] = sums.get(name, 0) + value  # summed in the measure's dtype, as per-task totals
-                counts[name] = counts.get(name, 0) + n
+        evaluator = self.model.evaluator()
+        for batch in make_loader(self.data[split], self.config.eval_batch_size, num_workers=self.config.num_workers):
+            evaluator.update(to_device(batch, self.device))
         self.model.train(was_training)
-        out = {f"{split}/{spec.name}/{score_name(spec)}": float(sums[spec.name]) / max(counts[spec.name], 1) for spec in self.model.tasks}
+        out = {f"{split}/{task}/{name}": value for task, measures in evaluator.result().items()
+               for name, value in measures.items()}
         for kind in ("mse", "acc"):
             vals = [v for k, v in out.items() if k.endswith("/" + kind)]
             if vals:
                 out[f"{split}/mean_{kind}"] = sum(vals) / len(vals)
         return out
 
+    def _evaluate_splits(self) -> dict[str, float]:
+        """Returns the measures of val and test; where they are one dataset (NYU-v2's val is its test) it is read once."""
+        values: dict[str, float] = {}
+        for split in ("val", "test"):
+            if split not in self.data or not len(self.data[split]):
+                continue
+            if split == "test" and self.data.get("val") is self.data["test"]:
+                values.update({"test/" + k[len("val/"):]: v for k, v in values.items() if k.startswith("val/")})
+            else:
+                values.update(self.evaluate(split))
+        return values
+
     def fit(self, resume: bool = False) -> dict[str, float]:
-        """Trains for the configured epochs (continuing from the checkpoint when `resume`); returns final test measures."""
+        """Trains for the configured epochs or step budget (continuing from the checkpoint when `resume`); returns
+        the final test measures."""
         path = self.checkpoint_path
         if resume and path is not None:
             state = load_checkpoint(path)
             if state is not None:
                 restore(self.load_state_dict, state, path)
         cfg = self.config
-        steps_per_epoch = math.ceil(len(self.data["train"]) / cfg.batch_size)
+        total = cfg.total_steps(len(self.data["train"]))
         self.model.train()
-        with progress_bar(cfg.progress, total=cfg.epochs * steps_per_epoch, done=self.epoch * steps_per_epoch,
+        with progress_bar(cfg.progress, total=total, done=min(self.global_step, total),
                           description=getattr(self.model, "architecture", "train")) as advance:
-            while self.epoch < cfg.epochs:
+            while self.epoch < cfg.epochs and self.global_step < total:
                 started = time.perf_counter()
                 loader = make_loader(self.data["train"], cfg.batch_size, shuffle=True,
                                      seed=cfg.seed * 100_003 + self.epoch, num_workers=cfg.num_workers)
@@ -213,12 +289,12 @@ class Trainer:
                     if cfg.log_every and self.global_step % cfg.log_every == 0:
                         self._log(self._loss_values("train/loss", losses))
                     advance(1)
+                    if self.global_step >= total:  # a step budget (max_steps) may end inside an epoch
+                        break
                 self.epoch += 1
                 self.method.epoch_end()
                 values = self._loss_values("train/epoch_loss", running / max(count, 1))
-                for split in ("val", "test"):
-                    if split in self.data and len(self.data[split]):
-                        values.update(self.evaluate(split))
+                values.update(self._evaluate_splits())
                 values["epoch"] = float(self.epoch)
                 values["time/epoch_s"] = time.perf_counter() - started
                 self.history.append(values)
