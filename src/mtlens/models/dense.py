@@ -24,7 +24,6 @@ from torch.nn import functional as F
 
 from mtlens.data.dense import DenseTask
 from mtlens.errors import MtlensError
-from mtlens.measures.dense import DenseMetrics, dense_kinds
 from mtlens.models.dense_heads import build_head
 from mtlens.models.dense_losses import dense_loss, dense_score
 from mtlens.models.hard_sharing import MultiTaskModel
@@ -82,6 +81,9 @@ class DenseEvaluator:
     """Scores a dense model split-wide: `update(batch)` per batch, `result()` -> {task: {metric: value}}."""
 
     def __init__(self, model: DenseMultiTaskModel) -> None:
+        # imported here: the mtlens.measures package loads scikit-learn (seconds), which building a model does not need
+        from mtlens.measures.dense import DenseMetrics, dense_kinds
+
         self.model = model
         self.metrics = DenseMetrics(dense_kinds(model.dense_tasks))
 
