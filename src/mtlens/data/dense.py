@@ -60,6 +60,22 @@ class DenseTask:
         return TaskSpec(self.name, "regression")
 
 
+#: The per-pixel tasks of each registered dense benchmark, declared by its loader: what a study plans cells
+#: with (one single-task run per task) without reading the benchmark's files.
+DENSE_TASKS: dict[str, tuple[DenseTask, ...]] = {}
+
+
+def dense_tasks(name: str) -> tuple[DenseTask, ...]:
+    """Returns the tasks of the dense benchmark registered under `name` (or an alias), without reading any file."""
+    from mtlens.data.registry import BENCHMARKS
+
+    canonical = BENCHMARKS.canonical(name)
+    if canonical not in DENSE_TASKS:
+        raise MtlensError(f"benchmark {name!r} has no per-pixel tasks; the dense benchmarks are "
+                          f"{', '.join(sorted(DENSE_TASKS))}")
+    return DENSE_TASKS[canonical]
+
+
 def check_dense_values(kind: str, array: np.ndarray, where: str | Path, num_classes: int | None = None) -> None:
     """Raises a one-line error naming `where` unless `array` holds valid values for a modality of `kind`.
 

@@ -32,7 +32,7 @@ import torch
 
 from mtlens.data.base import Source
 from mtlens.data.registry import BENCHMARKS
-from mtlens.data.dense import DenseDataset, DenseTask, check_dense_values
+from mtlens.data.dense import DENSE_TASKS, DenseDataset, DenseTask, check_dense_values
 from mtlens.data.paths import resolve_data_dir
 from mtlens.errors import MtlensError
 
@@ -64,6 +64,7 @@ CITYSCAPES = NpyLayout(
     {"image": ("image",), "segmentation": ("label", "label_7"), "depth": ("depth",)},
     (128, 256),
 )
+DENSE_TASKS.update({NYUV2.name: NYUV2.tasks, CITYSCAPES.name: CITYSCAPES.tasks})
 
 
 def _header(path: Path) -> tuple[tuple[int, ...], np.dtype]:

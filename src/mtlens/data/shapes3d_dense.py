@@ -26,7 +26,7 @@ import torch
 
 from mtlens.data.base import Source
 from mtlens.data.registry import BENCHMARKS
-from mtlens.data.dense import DenseDataset, DenseTask
+from mtlens.data.dense import DENSE_TASKS, DenseDataset, DenseTask
 from mtlens.data.shapes3d import FACTOR_NAMES, FACTOR_SIZES, RENDER_HUES, readme_value_table
 from mtlens.data.shapes3d_render import (SKY, SKY_RGB, Scene, _hit_room, _rot_y, camera_rays, coverage, hit_object,
                                          hue_rgb)
@@ -34,6 +34,7 @@ from mtlens.errors import MtlensError
 
 CLASS_NAMES = ("sky", "floor", "wall", "cube", "cylinder", "sphere", "capsule")
 TASKS = (DenseTask("segmentation", "segmentation", len(CLASS_NAMES)), DenseTask("depth", "depth"), DenseTask("normal", "normal"))
+DENSE_TASKS["shapes3d_dense"] = TASKS
 SPLITS = ("train", "val", "test")
 DEFAULT_SIZES = (2000, 500, 500)
 _GEOMETRY = (3, 4, 5)  # the factors that move pixels: scale, shape, orientation (hues only recolour)

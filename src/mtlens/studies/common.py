@@ -1,17 +1,20 @@
-"""Config sections and builders shared by the studies: factor data with random-MLP tasks, model, method."""
+"""Config sections and builders shared by the studies: factor data with random-MLP tasks, task data, dense
+benchmarks, model, method."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any, Literal
 
 import torch
 from pydantic import Field
 
 from mtlens.config import Section
-from mtlens.data import create_factor_dataset, create_task_data, dataset_kind
+from mtlens.data import benchmark_splits, create_factor_dataset, create_task_data, dataset_kind
 from mtlens.data.base import FactorDataset
+from mtlens.data.dense import DenseDataset, DenseTask
 from mtlens.data.multitask import MultiTaskDataset, factor_task_splits, split_indices
 from mtlens.data.random_mlp import RandomMLPTasks
 from mtlens.data.task_groups import TaskSplits
@@ -23,7 +26,8 @@ from mtlens.training import TrainConfig
 
 
 class DataConfig(Section):
-    """A factor dataset labelled by random-MLP tasks (seed 000 §3.1), or a shared-input task set."""
+    """A factor dataset labelled by random-MLP tasks (seed 000 §3.1), a shared-input task set, or a dense
+    benchmark (nyuv2, cityscapes, shapes3d_dense: its own tasks and splits; `options` go to its loader)."""
 
     dataset: str = "dsprites"
     n_tasks: int = Field(10, ge=1)
@@ -90,19 +94,52 @@ def build_factor_data(cfg: DataConfig, data_dir: str | None = None
     return dataset, tasks, factor_task_splits(dataset, tasks, split)
 
 
+#: Data-section fields that only factor datasets read (a benchmark brings its tasks and splits).
+FACTOR_ONLY = ("n_tasks", "task_seed", "inputs", "standardize", "subset", "fractions", "split_seed")
+
+
 @dataclass(frozen=True)
 class StudyData:
-    """What a study trains on: splits, tasks, input shape, and a name with its source for reports (shared inputs)."""
+    """What a study trains on: splits, tasks, input shape, and a name with its source for reports (shared inputs).
+
+    `dense_tasks` holds a dense benchmark's per-pixel tasks (segmentation, depth, normal); empty otherwise.
+    """
 
     name: str
     source: str
     tasks: tuple[TaskSpec, ...]
-    splits: dict[str, MultiTaskDataset]
+    splits: dict[str, Any]
     input_shape: tuple[int, ...]
+    dense_tasks: tuple[DenseTask, ...] = ()
+
+
+def unset_fields(section: Section, names: Sequence[str], where: str, why: str) -> None:
+    """Raises one line when the config sets any of `names` in `section` (keys that would be silently unread)."""
+    given = [n for n in names if n in section.model_fields_set]
+    if given:
+        raise MtlensError(f"{where}.{given[0]} is not read here: {why}; remove it")
+
+
+def build_benchmark_data(cfg: DataConfig, data_dir: str | None = None) -> StudyData:
+    """Returns a dense benchmark's train/val/test splits (every file checked by its loader) as study data."""
+    unset_fields(cfg, FACTOR_ONLY, "data", f"{cfg.dataset} is a benchmark with its own tasks and splits")
+    options = dict(cfg.options)
+    if data_dir is not None:
+        options["data_dir"] = data_dir
+    splits = benchmark_splits(cfg.dataset, **options)
+    train = splits["train"]
+    if not isinstance(train, DenseDataset):
+        raise MtlensError(f"benchmark {cfg.dataset!r} has no per-pixel tasks; this study takes the dense benchmarks "
+                          "(nyuv2, cityscapes, shapes3d_dense)")
+    return StudyData(train.name, str(train.source), tuple(train.task_specs), splits, (3, *train.output_size),
+                     tuple(train.tasks))
 
 
 def build_task_data(cfg: DataConfig, data_dir: str | None = None) -> StudyData:
-    """Returns a factor dataset with random-MLP tasks, or a shared-input task set (MultiMNIST, Grouped-MNIST)."""
+    """Returns a factor dataset with random-MLP tasks, a shared-input task set (MultiMNIST, Grouped-MNIST) or a
+    dense benchmark."""
+    if dataset_kind(cfg.dataset) == "benchmark":
+        return build_benchmark_data(cfg, data_dir)
     built = _dataset(cfg, data_dir)
     if isinstance(built, FactorDataset):
         dataset, tasks, splits = build_factor_data(cfg, data_dir)
@@ -110,7 +147,7 @@ def build_task_data(cfg: DataConfig, data_dir: str | None = None) -> StudyData:
     if isinstance(built, TaskSplits):
         return StudyData(built.name, str(built.source), built.tasks, built.splits(), built.input_shape)
     raise MtlensError(f"dataset {cfg.dataset!r} gives each task its own inputs; this study needs shared inputs "
-                      "(a factor dataset, multimnist or grouped_mnist)")
+                      "(a factor dataset, multimnist, grouped_mnist or a dense benchmark)")
 
 
 def check_data(cfg: DataConfig, data_dir: str | None, factors: bool) -> tuple[object, int]:
