@@ -35,14 +35,18 @@ def list_datasets() -> None:
 
 @app.command("info")
 def info(name: str, data_dir: Optional[Path] = DataDir, as_json: bool = typer.Option(False, "--json")) -> None:
-    """Show a dataset's factors, their sizes and value ranges, and where its images come from."""
+    """Show a dataset's factors, their sizes and value ranges (or a benchmark's tasks and splits, every file
+    checked), and where its images come from."""
     from rich.console import Console
     from rich.table import Table
 
     from mtlens.data import create_factor_dataset, create_task_data, dataset_kind
 
-    create = create_factor_dataset if dataset_kind(name) == "factor" else create_task_data
-    desc = create(name, data_dir=data_dir).describe()
+    if dataset_kind(name) == "benchmark":
+        desc = _benchmark_description(name, data_dir)
+    else:
+        create = create_factor_dataset if dataset_kind(name) == "factor" else create_task_data
+        desc = create(name, data_dir=data_dir).describe()
     if as_json:
         print(json.dumps(desc, indent=2))
         return
@@ -56,8 +60,19 @@ def info(name: str, data_dir: Optional[Path] = DataDir, as_json: bool = typer.Op
         console.print(table)
     else:
         for key, value in desc.items():
-            if key not in ("name", "source"):
+            if key not in ("name", "source", "num_images", "image_shape"):
                 console.print(f"{key}: {value}")
+
+
+def _benchmark_description(name: str, data_dir: Optional[Path]) -> dict[str, object]:
+    """Returns a benchmark's name, source, tasks and split sizes, its loaders having checked every file."""
+    from mtlens.data import benchmark_splits
+
+    splits = benchmark_splits(name, data_dir=data_dir)
+    train = splits["train"]
+    return {"name": train.name, "source": str(train.source), "num_images": len(train),
+            "image_shape": tuple(train[0]["x"].shape), "splits": {split: len(ds) for split, ds in splits.items()},
+            "tasks": [f"{t.name} ({t.kind})" for t in train.tasks]}
 
 
 @app.command("preview")
