@@ -87,6 +87,18 @@ def test_model_outputs_and_representation(scene: dict[str, Shapes3DDense]) -> No
     assert {id(p) for p in model.shared_parameters()} == {id(p) for p in model.encoder.parameters()}
     single = create_model("dense_resnet", scene["train"].tasks, (3, 16, 16), head="light", active_tasks=(1,))
     assert single.step_losses(batch)[0].shape == (1,)
+    # a single-task baseline is scored on its own task only: the other heads are untrained
+    evaluator = single.evaluator()
+    with torch.no_grad():
+        evaluator.update(batch)
+        full = model.evaluator()
+        full.update(batch)
+    assert list(evaluator.result()) == ["depth"] and list(full.result()) == ["segmentation", "depth", "normal"]
+    single.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        again = single.evaluator()
+        again.update(batch)
+    assert again.result()["depth"] == full.result()["depth"]
     with pytest.raises(MtlensError, match="needs DenseTask tasks"):
         create_model("dense_resnet", [t.spec for t in scene["train"].tasks], (3, 16, 16))
 

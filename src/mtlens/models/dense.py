@@ -73,7 +73,8 @@ class DenseMultiTaskModel(MultiTaskModel):
         return {t.name: dense_score(t, preds[t.name], batch["targets"][t.name]) for t in self.dense_tasks}
 
     def evaluator(self) -> DenseEvaluator:
-        """Returns an accumulator of the dense metrics of every task over a split (whole-split mIoU and medians)."""
+        """Returns an accumulator of the dense metrics of the active tasks over a split (whole-split mIoU and
+        medians); a single-task baseline is scored on its own task only (the other heads are untrained)."""
         return DenseEvaluator(self)
 
 
@@ -85,11 +86,13 @@ class DenseEvaluator:
         from mtlens.measures.dense import DenseMetrics, dense_kinds
 
         self.model = model
-        self.metrics = DenseMetrics(dense_kinds(model.dense_tasks))
+        self.tasks = [model.dense_tasks[t] for t in model.active_tasks]
+        self.metrics = DenseMetrics(dense_kinds(self.tasks))
 
     def update(self, batch: Mapping[str, Any]) -> None:
         """Adds one batch (its `x` and `targets`); returns None."""
-        self.metrics.update(self.model(batch["x"]), batch["targets"])
+        x = batch["x"]
+        self.metrics.update(self.model.heads_forward(self.model.encode(x), x.shape[-2:], self.tasks), batch["targets"])
 
     def result(self) -> dict[str, dict[str, float]]:
         """Returns {task: {metric: value}} over everything added (`mtlens.measures.dense.DENSE_METRICS` names)."""
