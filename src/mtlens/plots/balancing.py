@@ -134,6 +134,11 @@ def delta_m_percent(values: Mapping[str, list[float]], baselines: Mapping[str, l
         return "—"
 
 
+def zero_baselines(baselines: Mapping[str, list[float]], cols: Sequence[Column]) -> list[str]:
+    """Returns the columns ("task metric") whose single-task seed mean is 0: Δm% divides by it, so it is undefined."""
+    return [f"{c.task} {c.metric}" for c in cols if baselines.get(c.key) and float(np.mean(baselines[c.key])) == 0]
+
+
 def performance_rows(perf: Performance, cols: Sequence[Column], baselines: Mapping[str, list[float]] | None = None
                      ) -> list[list[str]]:
     """Returns rows: each method's test values (mean ± std over seeds), marked against equal weighting, and
@@ -320,6 +325,9 @@ def fill_report(cfg: Any, runs: Sequence[Any], rep: Report) -> None:
     if baselines is not None:
         note += (" Δm%: the relative gain over the single-task runs, every metric weighed equally (Maninis et al. "
                  "2019; higher is better).")
+        zero = zero_baselines(baselines, cols)
+        if zero:
+            note += f" Δm% is undefined (—) where a single-task baseline is 0 (it divides by it): {', '.join(zero)}."
     rep.table("Test performance per method", ["method"] + header(cols, tasks) + (["Δm%"] if baselines is not None else []),
               performance_rows(perf, cols, baselines), note=note)
     if published is not None:

@@ -159,6 +159,7 @@ def check(cfg: BalancingConfig) -> None:
     dense = dataset_kind(cfg.data.dataset) == "benchmark"
     _check_model(cfg, dense)
     if dense:
+        dense_tasks(cfg.data.dataset)  # a benchmark without per-pixel tasks (celeba) is refused before it is read
         data = study_data(cfg)
         n_tasks, n_train = len(data.tasks), len(data.splits["train"])
         build_model(cfg, data)  # a weights file with other keys, an unknown head option: one line, before any run
