@@ -93,6 +93,13 @@ class Workspace:
         return path
 
     @cached_property
+    def foreign_weights(self) -> Path:
+        """A weights-only state dict whose keys are not a ResNet's."""
+        path = self.root / "foreign.pt"
+        torch.save({"encoder.weight": torch.zeros(2, 2)}, path)
+        return path
+
+    @cached_property
     def file(self) -> Path:
         """A regular file, to write "through" (file/x.csv)."""
         path = self.root / "a_file"
@@ -189,6 +196,25 @@ BAD: list[Bad] = [
     Bad("data preview to a folder", lambda ws: ["data", "preview", "tiny", "--out", str(ws.root)], "it is a folder"),
     Bad("data preview unwritable", lambda ws: ["data", "preview", "tiny", "--out", str(ws.read_only_dir / "g.png")],
         "is not writable", marks=(linux_only,)),
+    Bad("data info nyuv2 absent", lambda ws: ["data", "info", "nyuv2", "--data-dir", str(ws.root)],
+        "put the train/ and val/ folders of NYU-v2"),
+    # ---- reproduce on the dense benchmarks (issue 15): refused before any run is written
+    Bad("reproduce nyuv2 absent", lambda ws: ["reproduce", "balancing", "--preset", "nyuv2", "--data-dir", str(ws.root),
+                                              "--store", str(ws.root / "r.sqlite")], "split folder",
+        check=lambda ws: None if not (ws.root / "r.sqlite").exists() else pytest.fail("wrote a store")),
+    Bad("reproduce cityscapes absent", lambda ws: ["reproduce", "balancing", "--preset", "cityscapes", "--store",
+                                                   str(ws.root / "r.sqlite")], "put the train/ and val/ folders of",
+        env=lambda ws: {"MTLENS_DATA": str(ws.root)}),
+    Bad("reproduce dense_quick on celeba", lambda ws: ["reproduce", "balancing", "--preset", "dense_quick", "--set",
+                                                       "data.dataset=celeba", "--store", str(ws.root / "r.sqlite")],
+        "has no per-pixel tasks"),
+    Bad("reproduce dense_quick with MLP keys", lambda ws: ["reproduce", "balancing", "--preset", "dense_quick", "--set",
+                                                         "model.latent_dim=8", "--store", str(ws.root / "r.sqlite")],
+        "model.latent_dim is not read here"),
+    Bad("reproduce dense_quick weights of another net", lambda ws: [
+        "reproduce", "balancing", "--preset", "dense_quick", "--set", "data.options={image_size: 16, sizes: [4, 2, 2]}",
+        "--set", f"model.weights={ws.foreign_weights}", "--store", str(ws.root / "r.sqlite")],
+        "unexpected encoder.weight"),
     # ---- train
     Bad("train missing config", lambda ws: ["train", "--config", "nope.yaml"], "does not exist"),
     Bad("train unknown key", lambda ws: ["train", "--config", str(ws.config), "--set", "train.epoch=3"],

@@ -99,7 +99,9 @@ class NpyDenseDataset(DenseDataset):
         root = self._root(layout, data_dir)
         split_dir = root / SPLIT_FOLDERS[split]
         if not split_dir.is_dir():
-            raise MtlensError(f"{layout.name}: split folder {str(split_dir)!r} is missing; expected {root}/train and {root}/val")
+            elsewhere = "" if root.name == layout.name else f" or in {root / layout.name}"
+            raise MtlensError(f"{layout.name}: split folder {str(split_dir)!r} is missing; put the train/ and val/ "
+                              f"folders of {layout.title} in {root}{elsewhere}")
         self.folders = {m: self._folder(split_dir, m, names) for m, names in layout.folders.items()}
         self.indices = self._indices()
         self.image_size = self._check_headers()
