@@ -29,6 +29,12 @@ TINY = {
     "balancing": ["data.dataset=tiny", "data.n_tasks=2", "data.subset=96", "model.head_hidden=[16]",
                   "train.epochs=1", "measures.every=1", "measures.last=2"],
 }
+#: Presets whose data is not the study's usual kind get their own tiny config (the dense benchmark's model keys).
+TINY_PRESETS = {
+    "dense_quick": ["data.options={image_size: 16, sizes: [4, 2, 2], seed: 0}", "model.head_options={width: 8}",
+                    "train.epochs=1", "train.batch_size=4", "train.eval_batch_size=4", "methods.names=[ew]",
+                    "measures.every=1", "measures.last=1"],
+}
 RAY_LINES = {"mtlens reproduce balancing --preset quick --backend ray --workers 2"}
 
 
@@ -62,8 +68,9 @@ def tiny(argv: list[str]) -> list[str]:
     if argv[0] not in ("train", "reproduce", "sweep", "report") or study is None or "--list" in argv:
         return argv
     own = {argv[i + 1].split("=")[0] for i, a in enumerate(argv[:-1]) if a == "--set"}
-    extra = [kv for kv in TINY[study] if kv.split("=")[0] not in own]  # the README's own settings stay
-    if study == "balancing" and "--method" not in argv:
+    preset = argv[argv.index("--preset") + 1] if "--preset" in argv[:-1] else None
+    extra = [kv for kv in TINY_PRESETS.get(preset, TINY[study]) if kv.split("=")[0] not in own]  # the README's own stay
+    if study == "balancing" and "--method" not in argv and not any(kv.startswith("methods.names=") for kv in extra):
         extra.append("methods.names=[ew, mgda]")
     out = argv + [x for kv in extra for x in ("--set", kv)]
     return out if argv[0] == "report" else out + ["--backend", "serial", "--quiet"]
