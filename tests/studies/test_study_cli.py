@@ -42,7 +42,7 @@ BAD = [
     (["train", "--config", "CFG", "--set", "train.lr=[1"], "override train.lr='[1'"),
     (["train", "--config", "CFG", "--set", "metrics.names=[mig, nosuch]"], "unknown metric 'nosuch'"),
     (["train", "--config", "CFG", "--set", "metrics.options={sap: {num_train: 10}}"], "not among metrics.names"),
-    (["train", "--config", "CFG", "--set", "method.options={nosuch: 1}"], "method 'ew'"),
+    (["train", "--config", "CFG", "--set", "method.options={nosuch: 1}"], "ew: unknown option 'nosuch'"),
     (["train", "--config", "CFG", "--method", "nosuch"], "unknown method 'nosuch'"),
     (["train", "--config", "CFG", "--set", "train.seed=3"], "'train.seed' is set per cell from `seeds`"),
     (["train", "--config", "CFG", "--store", "AFILE/s.sqlite"], "is a file, not a folder"),
