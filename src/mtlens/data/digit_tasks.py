@@ -179,7 +179,7 @@ def multimnist_tasks(kind: str, present: Sequence[int] = (0, 1)) -> tuple[TaskSp
 
 
 def multimnist_targets(labels: np.ndarray, kind: str, present: Sequence[int] = (0, 1)) -> np.ndarray:
-    """Returns targets [n, T] (float32) of overlay labels [n, 2]: the labels themselves, or 1.0 where digit k is one of them."""
+    """Returns targets [n, T] (float32) of overlay labels [n, 2]: the labels, or 1.0 where digit k is among them."""
     labels = np.asarray(labels, dtype=np.int64)
     if kind == "ordered":
         return labels.astype(np.float32)

@@ -201,6 +201,9 @@ def trial_setting(params: dict[str, Any], cfg: FiltersConfig, device: str) -> An
 def check(cfg: FiltersConfig) -> None:
     """Raises one line for a bad layout (repeated digit, too many groups, unknown task in a cluster pair),
     a bad trial setting or method option -- before anything is written."""
+    import numpy as np
+
+    from mtlens.measures.task_similarity import clustering_success
     from mtlens.studies.filter_trials import check_clusters, trial_layout
 
     for params in settings(cfg):
@@ -210,6 +213,7 @@ def check(cfg: FiltersConfig) -> None:
             groups, pairs = trial_layout(setting, cfg.seeds[0])
             check_clusters(pairs, len(groups))
             n_tasks = len(groups)
+            clustering_success(np.zeros((n_tasks, n_tasks)), pairs)  # within- and between-cluster pairs both exist
         build_method(cfg.method.name, n_tasks, cfg.method.level, dict(cfg.method.options))
 
 
