@@ -86,6 +86,7 @@ def test_the_quick_preset_plans_table5_sweep_and_table4_trials() -> None:
     (["sweep.layouts=[{name: 4x3}, {name: 4x3, latent_dim: 6}]"], "each layout needs its own name"),
     (["table5.layout={name: 5x5}"], "unknown layout '5x5'"),
     (["method.name=pcgrad", "method.options={nope: 1}"], "nope"),
+    (["train.log_every=5"], "train.log_every=5 is not used by the filters study"),
 ])
 def test_bad_settings_are_one_line_errors_before_anything_runs(overrides: list[str], match: str) -> None:
     with pytest.raises(MtlensError, match=match) as info:

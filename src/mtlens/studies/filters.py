@@ -108,7 +108,11 @@ class AccuracyConfig(PartConfig):
 
 
 class FiltersConfig(StudyConfig):
-    """The filters study's config (presets: mtlens/configs/filters/*.yaml)."""
+    """The filters study's config (presets: mtlens/configs/filters/*.yaml).
+
+    Of `train`, the trials use epochs, lr and batch_size (where a part sets none) and device; each trial logs
+    and checkpoints once per epoch, so the Trainer's other settings are refused when changed (`check`).
+    """
 
     study: Literal["filters"] = "filters"
     parts: list[Literal["table5", "sweep", "table4"]] = Field(default_factory=lambda: list(PARTS), min_length=1)
@@ -169,14 +173,10 @@ def cell_name(params: dict[str, Any], seed: int) -> str:
     return f"{params['part']}{where}/{params['variant']}{beta}/seed{seed}"
 
 
-def _part(cfg: FiltersConfig, name: str) -> PartConfig:
-    return getattr(cfg, name)
-
-
 def cells(cfg: FiltersConfig) -> list[Cell]:
     """Returns one cell per trial: every setting of the chosen parts x the part's trial seeds."""
     return [Cell(seed, params, cell_name(params, seed)) for params in settings(cfg)
-            for seed in _seeds(cfg, _part(cfg, params["part"]))]
+            for seed in _seeds(cfg, getattr(cfg, params["part"]))]
 
 
 def trial_setting(params: dict[str, Any], cfg: FiltersConfig, device: str) -> Any:
@@ -206,6 +206,13 @@ def check(cfg: FiltersConfig) -> None:
     from mtlens.measures.task_similarity import clustering_success
     from mtlens.studies.filter_trials import check_clusters, trial_layout
 
+    from mtlens.training import TrainConfig
+
+    default = TrainConfig()
+    for name in ("betas", "eval_batch_size", "log_every", "checkpoint", "num_workers"):
+        if getattr(cfg.train, name) != getattr(default, name):
+            raise MtlensError(f"train.{name}={getattr(cfg.train, name)!r} is not used by the filters study (its trials "
+                              "log and checkpoint per epoch with Adam's default betas); remove it")
     for params in settings(cfg):
         setting = trial_setting(params, cfg, "cpu")
         n_tasks = 2
