@@ -28,6 +28,9 @@ TINY = {
                      "metrics.options={mig: {num_train: 100}}"],
     "balancing": ["data.dataset=tiny", "data.n_tasks=2", "data.subset=96", "model.head_hidden=[16]",
                   "train.epochs=1", "measures.every=1", "measures.last=2"],
+    "filters": ["seeds=[0]", "train.epochs=1", "table5.n=60", "table5.betas=[0.1]", "sweep.n=60", "sweep.betas=[0.1]",
+                "sweep.layouts=[{name: fig2_left}]", "table4.n=60", "table4.n_test=20", "table4.epochs=1",
+                "table4.betas=[0.01]", "table4.variants=[filters, mtvib]"],
 }
 RAY_LINES = {"mtlens reproduce balancing --preset quick --backend ray --workers 2"}
 

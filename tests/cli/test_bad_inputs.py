@@ -167,6 +167,14 @@ def _nothing_ran(ws: Workspace) -> None:
     assert not ws.marker.exists(), "a planted checkpoint ran code"
 
 
+def _filters(ws: Workspace, override: str) -> list[str]:
+    return ["reproduce", "filters", "--preset", "quick", "--store", str(ws.root / "f.sqlite"), "--set", override]
+
+
+def _no_store(ws: Workspace) -> None:
+    assert not (ws.root / "f.sqlite").exists(), "a refused study created its run store"
+
+
 def _still_empty(ws: Workspace) -> None:
     assert ws.empty_file.stat().st_size == 0
 
@@ -241,6 +249,22 @@ BAD: list[Bad] = [
         "is running"),
     Bad("runs rm empty file", lambda ws: ["runs", "rm", "--status", "failed", "--store", str(ws.empty_file)],
         "is empty, not a run store", check=_still_empty),
+    # ---- reproduce filters (seed 001): refused by the study's check, before any run or data
+    Bad("filters digit repeated in a group",
+        lambda ws: _filters(ws, "sweep.layouts=[{name: mine, groups: [[1, 2, 2], [1, 2, 4], [5, 6, 7], [5, 6, 8]], "
+                                "clusters: [[0, 1], [2, 3]]}]"),
+        "group 0 is [1, 2, 2]; a digit may appear only once in a group", check=_no_store),
+    Bad("filters more groups than digits",
+        lambda ws: _filters(ws, "table5.layout={name: big, clustered: {n_clusters: 3, tasks: 2, size: 3, shared: 2}}"),
+        "need 12 distinct digits; there are 10", check=_no_store),
+    Bad("filters negative beta", lambda ws: _filters(ws, "table5.betas=[0.1, -0.5]"),
+        "config key 'table5.betas.1': Input should be greater than or equal to 0 (got -0.5)", check=_no_store),
+    Bad("filters d below 1", lambda ws: _filters(ws, "sweep.layouts=[{name: 4x3, latent_dim: 0}]"),
+        "config key 'sweep.layouts.0.latent_dim': Input should be greater than or equal to 1 (got 0)", check=_no_store),
+    Bad("filters cluster pair names an unknown task",
+        lambda ws: _filters(ws, "sweep.layouts=[{name: mine, groups: [[1, 2, 3], [1, 2, 4], [5, 6, 7], [5, 6, 8]], "
+                                "clusters: [[0, 1], [2, 7]]}]"),
+        "cluster pair (2, 7) names unknown task 7; the layout has tasks 0..3", check=_no_store),
     # ---- the command itself
     Bad("unknown command", lambda ws: ["nope"], "No such command"),
 ]
