@@ -28,6 +28,10 @@ TINY = {
                      "metrics.options={mig: {num_train: 100}}"],
     "balancing": ["data.dataset=tiny", "data.n_tasks=2", "data.subset=96", "model.head_hidden=[16]",
                   "train.epochs=1", "measures.every=1", "measures.last=2"],
+    "ordering": ["seeds=[0]", "variants=[parallel, soft]", "fitting.cores=[linear]",
+                 "fitting.linear={width: 8, n_values: [8], steps: 5}", "digit_pairs.n_tasks=[2]", "digit_pairs.n_train=16",
+                 "digit_pairs.model={iterations: 4, batch_size: 4, eval_every: 2, width: 8, encoder: frozen, trace_every: 2}",
+                 "tabular.datasets=[iris]", "tabular.model={iterations: 4, batch_size: 4, eval_every: 2, width: 8}"],
 }
 RAY_LINES = {"mtlens reproduce balancing --preset quick --backend ray --workers 2"}
 

@@ -140,18 +140,27 @@ def relative_error_figure(relative: Mapping[str, Mapping[int, Sequence[float]]],
     """Returns Figs. 4a / 6a as a matplotlib figure (variant -> number of tasks -> values over seeds)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.4))
+    relative_axes(ax, relative, title, ylabel, reference)
+    fig.tight_layout()
+    return fig
+
+
+def relative_axes(ax: Any, relative: Mapping[str, Mapping[int, Sequence[float]]], title: str = "",
+                  ylabel: str = "error / parallel-ordering error", reference: float | None = 1.0) -> None:
+    """Draws each variant's values by number of tasks (mean, bars ± std) into `ax`; says so when there are none."""
     for variant, by_k in relative.items():
-        ks = sorted(by_k)
+        ks = sorted(k for k in by_k if len(by_k[k]))
         ax.errorbar(ks, [np.mean(by_k[k]) for k in ks], yerr=[np.std(by_k[k]) for k in ks], marker="o", ms=3,
                     capsize=2, label=variant)
+    if not any(len(v) for by_k in relative.values() for v in by_k.values()):
+        ax.text(0.5, 0.5, "no values", ha="center", va="center", transform=ax.transAxes, color="grey")
     if reference is not None:
         ax.axhline(reference, color="grey", lw=0.8, ls=":")
     ax.set_xlabel("number of tasks")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return fig
+    if relative:
+        ax.legend(fontsize=7)
 
 
 def plot_error_curves(curves: Mapping[str, tuple[Sequence[int], Sequence[Sequence[float]]]], path: str | Path,

@@ -146,12 +146,14 @@ def _digit_pairs_section(cfg: Any, runs: Sequence[Any], rep: Report, g: Group) -
     rep.table("Relative to parallel ordering (Fig. 4a): below 1 is better",
               ["tasks", "permuted / parallel error", "soft / parallel error", "permuted / parallel loss",
                "soft / parallel loss"], rows, note=note)
-    for source, name in ((g.ratio, "error"), (g.loss_ratio, "test loss")):
-        relative = {v: source[v] for v in ("permuted", "soft") if source.get(v)}
-        if relative:
-            rep.figure(f"Digit pairs: {name} relative to parallel ordering (Fig. 4a)",
-                       figs.relative_error_figure(relative, ylabel=f"{name} / parallel-ordering {name}"),
-                       "Mean over seeds; bars: ± std.")
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))
+    for ax, (source, name) in zip(axes, ((g.ratio, "error"), (g.loss_ratio, "test loss"))):
+        figs.relative_axes(ax, {v: source.get(v, {}) for v in ("permuted", "soft")},
+                           ylabel=f"{name} / parallel-ordering {name}")
+    fig.tight_layout()
+    rep.figure("Digit pairs: test error and loss relative to parallel ordering (Fig. 4a)", fig,
+               "Mean over seeds; bars: ± std. No error ratio where parallel ordering made no error.")
     run = soft_run(runs, "digit_pairs", {"n_tasks": 2})
     trace = scale_trace(run) if run is not None else None
     if run is not None and trace and len(trace["step"]) > 1:
