@@ -59,41 +59,46 @@ def missing_data(cfg: OrderingConfig) -> dict[str, str]:
 
 
 # ---------------------------------------------------------------------------------------------------- cells
-def _fitting_cells(cfg: OrderingConfig, seed: int) -> list[Cell]:
+def _fitting_cells(cfg: OrderingConfig) -> list[Cell]:
     return [Cell(seed, {"experiment": "fitting", "core": core, "n": n, "variant": v},
                  f"seed{seed}/fitting/{core}/n{n}/{v}")
-            for core in cfg.fitting.cores for n in getattr(cfg.fitting, core).n_values for v in FIT_VARIANTS]
+            for seed in cfg.seeds for core in cfg.fitting.cores for n in getattr(cfg.fitting, core).n_values
+            for v in FIT_VARIANTS]
 
 
-def _group_cells(cfg: OrderingConfig, seed: int, experiment: str) -> list[Cell]:
+def _group_cells(cfg: OrderingConfig, experiment: str) -> list[Cell]:
+    # data first, then seeds: a worker builds each data set once (Omniglot's 50 alphabets per test fraction)
     if experiment == "tabular":
+        data: list[dict[str, Any]] = [{}]
         grid: list[dict[str, Any]] = [{}]
     elif experiment == "digit_pairs":
-        grid = [{"n_tasks": k} for k in cfg.digit_pairs.n_tasks]
+        data, grid = [{}], [{"n_tasks": k} for k in cfg.digit_pairs.n_tasks]
     else:
-        grid = [{"n_tasks": k, "test_fraction": f} for f in cfg.omniglot.test_fractions for k in cfg.omniglot.n_tasks]
+        data, grid = [{"test_fraction": f} for f in cfg.omniglot.test_fractions], [{"n_tasks": k} for k in cfg.omniglot.n_tasks]
     out = []
-    for point in grid:
-        label = "".join(f"/{'tasks' if k == 'n_tasks' else 'test'}{v}" for k, v in point.items())
-        for v in cfg.variants:
-            out.append(Cell(seed, {"experiment": experiment, **point, "variant": v}, f"seed{seed}/{experiment}{label}/{v}"))
+    for part in data:
+        for seed in cfg.seeds:
+            for point in grid:
+                params = {"experiment": experiment, **point, **part}
+                label = "".join(f"/{'tasks' if k == 'n_tasks' else 'test'}{params[k]}" for k in ("n_tasks", "test_fraction")
+                                if k in params)
+                out += [Cell(seed, {**params, "variant": v}, f"seed{seed}/{experiment}{label}/{v}") for v in cfg.variants]
     return out
 
 
 def cells(cfg: OrderingConfig) -> list[Cell]:
-    """Returns every cell: per seed, the requested experiments' settings x variants (absent data: none)."""
+    """Returns every cell: the requested experiments' settings x variants x seeds (absent data: none)."""
     skipped = missing_data(cfg)
     out: list[Cell] = []
-    for seed in cfg.seeds:
-        for experiment in cfg.experiments:
-            if experiment in skipped:
-                continue
-            if experiment == "fitting":
-                out += _fitting_cells(cfg, seed)
-            elif experiment == "celeba":
-                out += celeba_cells(cfg, seed)
-            else:
-                out += _group_cells(cfg, seed, experiment)
+    for experiment in cfg.experiments:
+        if experiment in skipped:
+            continue
+        if experiment == "fitting":
+            out += _fitting_cells(cfg)
+        elif experiment == "celeba":
+            out += [c for seed in cfg.seeds for c in celeba_cells(cfg, seed)]
+        else:
+            out += _group_cells(cfg, experiment)
     return out
 
 
