@@ -156,6 +156,9 @@ def relative_axes(ax: Any, relative: Mapping[str, Mapping[int, Sequence[float]]]
         ax.text(0.5, 0.5, "no values", ha="center", va="center", transform=ax.transAxes, color="grey")
     if reference is not None:
         ax.axhline(reference, color="grey", lw=0.8, ls=":")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("number of tasks")
     ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)

@@ -134,7 +134,7 @@ def _digit_pairs_section(cfg: Any, runs: Sequence[Any], rep: Report, g: Group) -
              f"{f', Gaussian pixel noise σ = {section.noise:g}' if section.noise else ''}. Model: {model.encoder} "
              f"{model.width if isinstance(model.width, int) else model.width[0]}-unit encoders, {model.depth} core "
              f"layers, dropout {model.dropout}, {model.iterations} iterations of {model.batch_size} samples per task "
-             "(App. A.1: 20K x 64 on MNIST).")
+             "(the seed: 64-unit encoders and layers, 20K iterations of 64 on MNIST, §4.1 and App. A.1).")
     _group_error_table(rep, g, "Digit pairs: mean test error by number of tasks", "tasks")
     rows = []
     for k in g.settings:
