@@ -10,7 +10,7 @@ from mtlens.models.encoders import ConvEncoder, MLPEncoder
 from mtlens.models.hard_sharing import MultiHead, MultiTaskModel, OneHead
 from mtlens.models.heads import MLPHead
 from mtlens.models.registry import MODELS, build_encoder
-from mtlens.models import dense, filters, mtvib, ordering  # noqa: F401, E402  (register their models)
+from mtlens.models import dense, filters, mtvib, ordering, ordering_trunk  # noqa: F401, E402  (register their models)
 from mtlens.models.dense import DenseMultiTaskModel  # noqa: E402
 from mtlens.models.resnet import ResNet, available_backbones, create_backbone  # noqa: E402
 
