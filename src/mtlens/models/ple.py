@@ -6,12 +6,12 @@ softmax(W flatten(h_t)), mixes the shared experts and its own into the next h_t;
 softmax(W flatten(h_s)), mixes every expert of the level (shared and all tasks') into the next h_s, except at
 the last level, which has no shared gate. Task t reads its h_t after the last level. One level is CGC.
 
-Split: everything below the last level reaches every task (a task's input at level l feeds its experts at
-l + 1, which the shared gate mixes into the shared branch), so it is shared, with the last level's shared
-experts; task t's own parameters are its last-level experts and gate (and its head). The cut (the
-representation of the feature level) is [the last level's shared experts' outputs, and every task's input to
-the last level], flattened and concatenated ([N, D]); the last level reads its parts from it, so every path
-from the shared parameters crosses it. The codes (`encode`) are the last level's experts' outputs side by
+Split: task t's gate at the level before the last feeds only its own experts and gate of the last level,
+so those three and its head are task t's own parameters; everything else reaches every task (a task's
+experts at level l feed the shared gate of level l, whose output feeds every task's next level) and is
+shared, with the last level's shared experts. The cut (the representation of the feature level) is [the last
+level's shared experts' outputs, and every task's input to the last level], flattened and concatenated
+([N, D]); the last level reads its parts from it, so every path from the shared parameters crosses it. The codes (`encode`) are the last level's experts' outputs side by
 side (shared first): [N, (Es + T Et) d] on the conv encoder. No single last shared layer.
 
 Defaults Es = Et = 1 are a choice (the paper tunes them per data set). LibMTL 1.1.5's `PLE` differs: it has
@@ -89,9 +89,10 @@ class PLETrunk(Trunk):
 
     def shared_parameters(self) -> list[nn.Parameter]:
         last = self.levels - 1
-        below = [*self.own[:last].parameters(), *self.task_gates[:last].parameters(), *self.shared_gates.parameters()]
+        below = [*self.own[:last].parameters(), *self.task_gates[:max(last - 1, 0)].parameters(),
+                 *self.shared_gates.parameters()]
         return below + list(self.shared.parameters())
 
     def task_parameters(self, task: int) -> list[nn.Parameter]:
-        last = self.levels - 1
-        return [*self.own[last][task].parameters(), *self.task_gates[last][task].parameters()]
+        gates = self.task_gates[max(self.levels - 2, 0):]
+        return [*self.own[-1][task].parameters(), *(p for level in gates for p in level[task].parameters())]
