@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from mtlens.errors import MtlensError
-from mtlens.models.soft_sharing import Trunk, TrunkOutput, mix
+from mtlens.models.soft_sharing import Trunk, TrunkOutput, mix_rows
 from mtlens.models.stages import Backbone
 
 
@@ -62,7 +62,7 @@ class CrossStitchTrunk(Trunk):
             stacked = torch.stack([self.columns[t][stage](h[t]) for t in range(self.n_tasks)], dim=1)
             if stage == last - 1:
                 cut = stacked
-            h = [mix(row, stacked) for row in unit]
+            h = mix_rows(torch.stack(list(unit)), stacked)
         features = [self.columns[t][last](h[t]) for t in range(self.n_tasks)]
         return TrunkOutput(features, cut, [torch.stack(features, dim=1)])
 

@@ -32,7 +32,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from mtlens.errors import MtlensError
-from mtlens.models.soft_sharing import Trunk, TrunkOutput, mix
+from mtlens.models.soft_sharing import Trunk, TrunkOutput, mix_rows
 from mtlens.models.stages import Backbone
 
 
@@ -97,7 +97,7 @@ class LTBTrunk(Trunk):
             stacked = torch.stack(outs, dim=1)
             if l == len(self.nodes) - 1:
                 cut = stacked
-            outs = [node(mix(choices[l - 1][i], stacked)) for i, node in enumerate(self.nodes[l])]
+            outs = [node(h) for node, h in zip(self.nodes[l], mix_rows(choices[l - 1], stacked))]
         return TrunkOutput(outs, cut, [torch.stack(outs, dim=1)])
 
     def shared_parameters(self) -> list[nn.Parameter]:

@@ -3,12 +3,14 @@
 A shared backbone and, per task, a soft attention module at every stage j: with u_j the stage's inner output
 and p_j its output (see `mtlens.models.stages`), task t's mask a_tj = h_tj([u_j ; g_{j-1}(â_{t,j-1})]) (u_1
 alone at the first stage) and its attended features â_tj = a_tj * p_j; g_j is a block shared by the tasks
-that takes â_tj to the next stage's channels and resolution (max-pooled when the resolution differs).
+that takes â_tj to the next stage's channels and resolution (max-pooled where the resolution differs).
 Task t reads â_tS after the last stage. The attention h_tj is LibMTL's / the official code's: 1x1 conv,
 BatchNorm, ReLU, 1x1 conv, BatchNorm, sigmoid, with in / (ch / expansion) / ch channels; on vector stages the
 same with dense layers. g_j: on a ResNet, LibMTL's block (a BasicBlock / Bottleneck of the backbone's type with
-a 1x1 projection); on the conv encoder, a 3x3 convolution and the activation; into a vector stage, a dense
-layer and the activation. On the conv encoder the last stage is the dense layer to d, so each task's features
+a 1x1 projection, then max-pooled); on the conv encoder, max-pooling to the next stage's resolution, then a
+3x3 convolution and the activation (pooling first: the stride-2 convolutions shrink a stage's output 4 times
+in each direction, and a convolution at the larger size would cost every task 8 times the backbone); into a
+vector stage, a dense layer and the activation. On the conv encoder the last stage is the dense layer to d, so each task's features
 are the shared latent under its own mask.
 
 Split: the backbone and the g blocks are shared (g_j reaches every task, through each task's features);
@@ -53,7 +55,8 @@ def shared_block(backbone: Backbone, src: tuple[int, ...], dst: tuple[int, ...],
         down = nn.Sequential(nn.Conv2d(src[0], planes * block.expansion, 1, bias=False), nn.BatchNorm2d(planes * block.expansion))
         return block(src[0], planes, 1, down)
     if len(src) == 3 and len(dst) == 3:
-        return nn.Sequential(nn.Conv2d(src[0], dst[0], 3, padding=1), activation(activation_name))
+        return nn.Sequential(nn.AdaptiveMaxPool2d(tuple(dst[1:])), nn.Conv2d(src[0], dst[0], 3, padding=1),
+                             activation(activation_name))
     n_in = src[0] if len(src) == 1 else src[0] * src[1] * src[2]
     return nn.Sequential(nn.Flatten(1), nn.Linear(n_in, dst[0]), activation(activation_name))
 

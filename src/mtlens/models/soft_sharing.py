@@ -65,6 +65,13 @@ def mix(weights: torch.Tensor, stacked: torch.Tensor) -> torch.Tensor:
     return (w.reshape(*w.shape, *([1] * (stacked.ndim - 2))) * stacked).sum(1)
 
 
+def mix_rows(weights: torch.Tensor, stacked: torch.Tensor) -> list[torch.Tensor]:
+    """Returns [sum_k W_ik x_k for each row i] for weights [I, K] and stacked inputs [N, K, ...], in one matmul."""
+    n, k = stacked.shape[:2]
+    out = torch.matmul(weights, stacked.reshape(n, k, -1))
+    return list(out.view(n, weights.shape[0], *stacked.shape[2:]).unbind(1))
+
+
 class Trunk(nn.Module):
     """Gives every task its own features; declares the shared / task parameter split, the cut and the codes."""
 
