@@ -28,6 +28,13 @@ TINY = {
                      "metrics.options={mig: {num_train: 100}}"],
     "balancing": ["data.dataset=tiny", "data.n_tasks=2", "data.subset=96", "model.head_hidden=[16]",
                   "train.epochs=1", "measures.every=1", "measures.last=2"],
+    "filters": ["seeds=[0]", "train.epochs=1", "table5.n=60", "table5.betas=[0.1]", "sweep.n=60", "sweep.betas=[0.1]",
+                "sweep.layouts=[{name: fig2_left}]", "table4.n=60", "table4.n_test=20", "table4.epochs=1",
+                "table4.betas=[0.01]", "table4.variants=[filters, mtvib]"],
+    "ordering": ["seeds=[0]", "variants=[parallel, soft]", "fitting.cores=[linear]",
+                 "fitting.linear={width: 8, n_values: [8], steps: 5}", "digit_pairs.n_tasks=[2]", "digit_pairs.n_train=16",
+                 "digit_pairs.model={iterations: 4, batch_size: 4, eval_every: 2, width: 8, encoder: frozen, trace_every: 2}",
+                 "tabular.datasets=[iris]", "tabular.model={iterations: 4, batch_size: 4, eval_every: 2, width: 8}"],
 }
 #: Presets whose data is not the study's usual kind get their own tiny config (the dense benchmark's model keys).
 TINY_PRESETS = {
