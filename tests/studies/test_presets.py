@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from mtlens.errors import MtlensError
 from mtlens.studies import available_studies, load_study_config
 from mtlens.studies import presets
 from mtlens.studies.runner import plan
@@ -17,9 +18,21 @@ def test_every_study_ships_quick_and_paper() -> None:
         assert {"quick", "paper"} <= set(presets.names(study)), study
 
 
+#: Presets that train on nothing but a real dataset's files: without them, planning stops with one line saying
+#: where to put them (their runs on tiny official-layout trees: tests/studies/test_dense_balancing.py).
+NEEDS_FILES = {("balancing", "nyuv2"): "nyuv2 needs its preprocessed folders",
+               ("balancing", "cityscapes"): "cityscapes needs its preprocessed folders"}
+
+
 @pytest.mark.parametrize(("study", "preset"), SHIPPED, ids=[f"{s}/{p}" for s, p in SHIPPED])
-def test_a_shipped_preset_plans_its_cells(study: str, preset: str, tmp_path) -> None:
+def test_a_shipped_preset_plans_its_cells(study: str, preset: str, tmp_path, monkeypatch) -> None:
     cfg = load_study_config(f"{study}/{preset}", [f"store={tmp_path / 's.sqlite'}"])
+    if (study, preset) in NEEDS_FILES:
+        monkeypatch.delenv("MTLENS_DATA", raising=False)
+        with pytest.raises(MtlensError, match=NEEDS_FILES[(study, preset)]) as err:
+            plan([cfg])
+        assert "pass data_dir (or set MTLENS_DATA)" in str(err.value) and "\n" not in str(err.value)
+        return
     jobs = plan([cfg])
     assert cfg.preset == preset
     names = [job.cell.name for job in jobs]
