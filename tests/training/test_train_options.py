@@ -63,6 +63,17 @@ def test_max_steps_ends_inside_an_epoch(tiny_data) -> None:
     assert t.config.total_steps(154) == 13 and _trainer(tiny_data, epochs=3).config.total_steps(154) == 30
 
 
+def test_a_run_continuing_another_runs_step_count_trains_its_whole_budget(tiny_data) -> None:
+    """A second stage (a filter trial's) starts global_step where the first ended: its budget and warm-up are its own."""
+    t = _trainer(tiny_data, epochs=2, max_steps=13, warmup_steps=4)
+    t.global_step = 40
+    lrs = []
+    t.callbacks = [type("Lr", (), {"on_step": lambda self, step, *a: lrs.append(t.optimizer.param_groups[0]["lr"])})()]
+    t.fit()
+    assert t.global_step == 53 and t.epoch == 2
+    assert lrs[:5] == pytest.approx([t.config.lr * k / 4 for k in (1, 2, 3, 4, 4)])
+
+
 @pytest.mark.parametrize("options,message", [
     ({"epochs": 3, "max_steps": 31}, "train.max_steps=31 is never reached: 3 epochs of 10 steps are 30"),
     ({"epochs": 2, "warmup_steps": 21}, "train.warmup_steps=21 is longer than the run (20 steps)"),

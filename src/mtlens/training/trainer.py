@@ -165,6 +165,7 @@ class Trainer:
         self.optimizer = OPTIMIZERS[self.config.optimizer](params, self.config)
         self.epoch = 0
         self.global_step = 0
+        self.step_offset = 0  # global_step where this run's step 0 is (fit sets it; see there)
         self.history: list[dict[str, float]] = []
 
     # ------------------------------------------------------------------ checkpoints
@@ -217,7 +218,7 @@ class Trainer:
         batch = to_device(batch, self.device)
         if self.config.warmup_steps:
             for group in self.optimizer.param_groups:
-                group["lr"] = self.config.lr_at(self.global_step)
+                group["lr"] = self.config.lr_at(self.global_step - self.step_offset)
         self.optimizer.zero_grad(set_to_none=True)
         losses, z = self.model.step_losses(batch)
         if not bool(torch.isfinite(losses).all()):
@@ -274,11 +275,15 @@ class Trainer:
             if state is not None:
                 restore(self.load_state_dict, state, path)
         cfg = self.config
-        total = cfg.total_steps(len(self.data["train"]))
+        n_train = len(self.data["train"])
+        total = cfg.total_steps(n_train)
+        # The budget counts this run's steps: a caller may start global_step past 0 to continue another run's
+        # metric log (a two-stage filter trial). Checkpoints fall on epoch ends, so the steps done are whole epochs.
+        offset = self.step_offset = self.global_step - min(self.epoch * cfg.steps_per_epoch(n_train), total)
         self.model.train()
-        with progress_bar(cfg.progress, total=total, done=min(self.global_step, total),
+        with progress_bar(cfg.progress, total=total, done=min(self.global_step - offset, total),
                           description=getattr(self.model, "architecture", "train")) as advance:
-            while self.epoch < cfg.epochs and self.global_step < total:
+            while self.epoch < cfg.epochs and self.global_step - offset < total:
                 started = time.perf_counter()
                 loader = make_loader(self.data["train"], cfg.batch_size, shuffle=True,
                                      seed=cfg.seed * 100_003 + self.epoch, num_workers=cfg.num_workers)
@@ -291,7 +296,7 @@ class Trainer:
                     if cfg.log_every and self.global_step % cfg.log_every == 0:
                         self._log(self._loss_values("train/loss", losses))
                     advance(1)
-                    if self.global_step >= total:  # a step budget (max_steps) may end inside an epoch
+                    if self.global_step - offset >= total:  # a step budget (max_steps) may end inside an epoch
                         break
                 self.epoch += 1
                 self.method.epoch_end()
