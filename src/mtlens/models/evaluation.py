@@ -42,3 +42,10 @@ class ScoreSums:
         """Returns {task: {"mse" or "acc": mean over the split}} in the model's task order."""
         return {spec.name: {score_name(spec): float(self._sums[spec.name]) / max(self._counts[spec.name], 1)}
                 for spec in self.model.tasks}
+
+
+def evaluator_of(model: Any) -> Evaluator:
+    """Returns the model's own evaluator, or sums of its `score_batch` for a model that only has that (the
+    Trainer's contract: a model with `step_losses` and `score_batch` trains and is scored)."""
+    own = getattr(model, "evaluator", None)
+    return own() if callable(own) else ScoreSums(model)

@@ -26,6 +26,7 @@ from mtlens.device import resolve_device
 from mtlens.errors import MtlensError
 from mtlens.methods.base import Method
 from mtlens.models.hard_sharing import MultiTaskModel
+from mtlens.models.evaluation import evaluator_of
 from mtlens.models.method_fit import check_method_fits
 from mtlens.training.checkpoint import load_checkpoint, restore, rng_state, save_checkpoint, set_rng_state
 from mtlens.training.progress import progress_bar
@@ -242,7 +243,7 @@ class Trainer:
             raise MtlensError(f"no {split!r} data to evaluate; have {sorted(self.data)}")
         was_training = self.model.training
         self.model.eval()
-        evaluator = self.model.evaluator()
+        evaluator = evaluator_of(self.model)
         for batch in make_loader(self.data[split], self.config.eval_batch_size, num_workers=self.config.num_workers):
             evaluator.update(to_device(batch, self.device))
         self.model.train(was_training)
