@@ -41,7 +41,7 @@ def bare_loop(encoder: torch.nn.Module, train: ImageSplit, test: ImageSplit, s: 
             x = batch["x"]
             with torch.no_grad():
                 z = encoder(x)
-            loss = F.mse_loss(torch.sigmoid(decoder(z)), x)
+            loss = F.mse_loss(decoder(z), x)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -51,7 +51,7 @@ def bare_loop(encoder: torch.nn.Module, train: ImageSplit, test: ImageSplit, s: 
         with torch.no_grad():
             for batch in make_loader(test, s.eval_batch_size):
                 x = batch["x"]
-                total += float(((torch.sigmoid(decoder(encoder(x))) - x) ** 2).sum())
+                total += float(((decoder(encoder(x)).clamp(0, 1) - x) ** 2).sum())
                 count += x.numel()
         mse = total / count
     return mse

@@ -1,7 +1,10 @@
 """A frozen encoder with a Table-2 decoder trained on its codes (seed 000 §4.2): what an encoder keeps of its images.
 
 `DecoderProbe` is a MultiTaskModel with one task, "reconstruction": `step_losses` encodes without gradient and
-returns the decoder's MSE to the images, so the Trainer (equal weighting) trains the decoder alone. The encoder
+returns the decoder's MSE to the images, so the Trainer (equal weighting) trains the decoder alone. The MSE is
+taken on the decoder's linear output by default (`output="linear"`; images are that output clipped to [0, 1]):
+under MSE a sigmoid output saturates on dSprites' mostly black images, and every decoder we trained that way
+(random, single-task and multi-head codes alike) froze at an all-black output within 100 steps. The encoder
 is never in the optimiser's reach: no gradient reaches it and it stays in eval mode (batch-norm statistics and
 dropout of a user's encoder stay as they were), so its parameters and buffers are unchanged bit for bit.
 """
@@ -21,6 +24,7 @@ from mtlens.models.decoders import ConvDecoder
 from mtlens.models.hard_sharing import MultiTaskModel
 
 RECONSTRUCTION = TaskSpec("reconstruction", "regression")
+OUTPUTS = ("linear", "sigmoid")
 
 
 class EncodeOf(nn.Module):
@@ -67,7 +71,10 @@ class DecoderProbe(MultiTaskModel):
 
     architecture = "decoder_probe"
 
-    def __init__(self, encoder: nn.Module, image_shape: Sequence[int], activation_name: str = "relu") -> None:
+    def __init__(self, encoder: nn.Module, image_shape: Sequence[int], activation_name: str = "relu",
+                 output: str = "linear") -> None:
+        if output not in OUTPUTS:
+            raise MtlensError(f"unknown decoder output {output!r}; choose one of {', '.join(OUTPUTS)}")
         encoder = as_encoder(encoder)
         shape = tuple(int(s) for s in image_shape)
         latent_dim = code_width(encoder, shape)
@@ -75,6 +82,7 @@ class DecoderProbe(MultiTaskModel):
         self.image_shape = shape
         self.latent_dim = latent_dim
         self.decoder = ConvDecoder(shape[0], latent_dim, activation_name, image_size=shape[-1])
+        self.output = output
         self.encoder.eval()
 
     def train(self, mode: bool = True) -> DecoderProbe:
@@ -88,22 +96,26 @@ class DecoderProbe(MultiTaskModel):
         with torch.no_grad():
             return self.encoder(x)
 
+    def raw(self, z: torch.Tensor) -> torch.Tensor:
+        """Returns the decoder's output [N, C, 64, 64] that the MSE is trained on (linear, or squashed by a sigmoid)."""
+        return self.decoder(z) if self.output == "linear" else self.decoder.decode(z)
+
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Returns images [N, C, 64, 64] in [0, 1] decoded from codes [N, d]."""
-        return self.decoder.decode(z)
+        """Returns images [N, C, 64, 64] in [0, 1] decoded from codes [N, d] (the output clipped to [0, 1])."""
+        return self.raw(z).clamp(0.0, 1.0)
 
     def heads_forward(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
         """Returns {"reconstruction": the decoded images}."""
         return {RECONSTRUCTION.name: self.decode(z)}
 
     def step_losses(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Returns ([the mean squared error of the reconstruction], the codes)."""
+        """Returns ([the mean squared error of the decoder's output], the codes)."""
         x = batch["x"]
         z = self.encode(x)
-        return F.mse_loss(self.decode(z), x).reshape(1), z
+        return F.mse_loss(self.raw(z), x).reshape(1), z
 
     def score_batch(self, batch: Mapping[str, Any]) -> dict[str, tuple[torch.Tensor, int]]:
-        """Returns {"reconstruction": (summed squared error, number of pixel values)}: the Trainer's mean is the MSE."""
+        """Returns {"reconstruction": (summed squared error of the decoded images, number of pixel values)}."""
         x = batch["x"]
         return {RECONSTRUCTION.name: (((self.decode(self.encode(x)) - x) ** 2).sum(), x.numel())}
 

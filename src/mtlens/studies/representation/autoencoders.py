@@ -33,6 +33,7 @@ from mtlens.models import autoencoders as _autoencoders  # noqa: F401  (register
 from mtlens.models import create_model
 from mtlens.models.autoencoders import AUTOENCODER_KINDS, AutoEncoderModel
 from mtlens.models.hard_sharing import MultiHead
+from mtlens.models.probes import as_encoder
 from mtlens.runs import RunStore
 from mtlens.studies.evaluation import encoder_scores
 from mtlens.studies.representation.images import ImageSplit, encode_split
@@ -55,13 +56,17 @@ class AutoencoderSettings:
     activation: str = "tanh"
     beta: float = 1.0
     gamma: float = 1.0
+    discriminator_layers: int = 6
+    discriminator_width: int = 1000
     device: str = "auto"
     log_every: int = 50
     progress: bool = False
 
     def model_options(self, kind: str) -> dict[str, Any]:
         """Returns the create_model options of auto-encoder `kind`."""
-        extra = {"vae": {"beta": self.beta}, "factor_vae": {"beta": self.beta, "gamma": self.gamma}}
+        extra = {"vae": {"beta": self.beta},
+                 "factor_vae": {"beta": self.beta, "gamma": self.gamma, "discriminator_layers": self.discriminator_layers,
+                                "discriminator_width": self.discriminator_width}}
         return {"latent_dim": self.latent_dim, "activation": self.activation, **extra.get(kind, {})}
 
 
@@ -197,10 +202,8 @@ def table1_cell(representation: str, dataset: FactorDataset, task_set: RandomMLP
         model, ae_values = train_autoencoder(representation, train, test, autoencoder, seed, store=store,
                                              run_id=run_id, checkpoint_dir=checkpoint_dir)
         encoder = model
-    if encoder is not None and callable(getattr(encoder, "encode", None)):
-        from mtlens.models.probes import as_encoder
-
-        encoder = as_encoder(encoder)
+    if encoder is not None:
+        encoder = as_encoder(encoder)  # an auto-encoder model gives its codes through encode()
     feats = representation_features(representation, dataset, task_set, splits, encoder, device=heads.device)
     targets = {s: splits[s].targets for s in ("train", "test")}
     std = task_set.std if task_set.standardize else None

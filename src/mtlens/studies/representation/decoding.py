@@ -34,7 +34,8 @@ class Codec(Protocol):
 @dataclass(frozen=True)
 class DecoderSettings:
     """Decoder training; defaults are seed 000 App. C.2: 500 epochs, batches of 64, Adam from lr 2e-4 halved
-    every 100 epochs (the Table 2 decoder with ReLU, as the §4.1 encoders)."""
+    every 100 epochs (the Table 2 decoder with ReLU, as the §4.1 encoders). `output`: the MSE on the decoder's
+linear output (default) or on its sigmoid (see models/probes.py for why linear)."""
 
     epochs: int = 500
     lr: float = 2e-4
@@ -42,6 +43,7 @@ class DecoderSettings:
     batch_size: int = 64
     eval_batch_size: int = 256
     activation: str = "relu"
+    output: str = "linear"
     device: str = "auto"
     log_every: int = 50
     progress: bool = False
@@ -64,7 +66,7 @@ def train_decoder(encoder: nn.Module, train: ImageSplit, test: ImageSplit, setti
     if train.image_shape != test.image_shape:
         raise MtlensError(f"train images {train.image_shape} and test images {test.image_shape} differ")
     torch.manual_seed(seed)  # the decoder's initialisation
-    probe = DecoderProbe(encoder, train.image_shape, settings.activation)
+    probe = DecoderProbe(encoder, train.image_shape, settings.activation, settings.output)
     steps_per_epoch = math.ceil(len(train) / settings.batch_size)
     callbacks = []
     schedule = None
