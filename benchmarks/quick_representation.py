@@ -35,7 +35,9 @@ HARD_SHARING = TrainConfig(epochs=2, lr=1e-3, batch_size=64, seed=0, device="cpu
 # 35.97 after 500 epochs), on random codes it is still ~180 (the all-black image: ~210).
 DECODER = DecoderSettings(epochs=2, lr=1e-3, halve_every=None, batch_size=16, device="cpu")
 DECODER_TRAIN = 3200
-AUTOENCODER = AutoencoderSettings(epochs=2, lr=1e-3, batch_size=16, device="cpu")
+# ReLU where the seed's App. C.3 (and `paper`) has tanh: in 400 steps of 16 a ReLU AE reaches ~42 summed squared
+# error per image on dSprites, a tanh one is still at ~183 after 600 (the all-black image: ~210).
+AUTOENCODER = AutoencoderSettings(epochs=2, lr=1e-3, batch_size=16, activation="relu", device="cpu")
 AUTOENCODER_TRAIN = 3200
 HEADS = HeadSettings(epochs=5, lr=1e-3, batch_size=64, device="cpu")
 METRICS = {"mig": {"num_train": 2000}, "sap": {"num_train": 2000, "num_test": 1000}}

@@ -17,7 +17,8 @@ from mtlens.models.probes import DecoderProbe
 from mtlens.runs import RunStore
 from mtlens.studies.common import DataConfig, ModelConfig
 from mtlens.studies.representation import (AutoencoderSettings, DecoderSettings, HeadSettings, ImageSplit,
-                                           autoencoder_run_config, decoding_cell, embedding_cell, encode_split,
+                                           autoencoder_run_config, decoding_cell, decoding_cell_for_run,
+                                           embedding_cell, encode_split,
                                            encoder_from_run, encoder_geometry, pairwise_similarity,
                                            reconstruction_error, run_split, table1_cell, table6_cell, traverse)
 from mtlens.training.checkpoint import save_checkpoint
@@ -105,6 +106,8 @@ def test_encoders_from_the_run_store_and_their_errors(tmp_path: Path, tiny) -> N
     assert torch.equal(source.encoder(x), mh.encode(x)) and source.label == "multi_head"
     split = run_split(source)
     assert len(split.train) + len(split.val) + len(split.test) == 40
+    decoded = decoding_cell_for_run(store, run, DecoderSettings(epochs=1, batch_size=8, device="cpu"), train_limit=8)
+    assert decoded.label == "multi_head" and decoded.error.n_images == len(split.test)
     ae = create_model("ae", (), (1, 64, 64), latent_dim=4)
     data = DataConfig(dataset="tiny").model_dump(mode="json")
     ae_run = store.create_run("autoencoders", autoencoder_run_config("ae", data, latent_dim=4), seed=0)

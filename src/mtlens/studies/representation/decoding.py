@@ -1,5 +1,6 @@
 """Decoding frozen encoders (seed 000 §4.2, App. C.2, D.2-D.3): decoder training, reconstruction error,
-reconstructions and latent traversals. One cell = `decoding_cell(encoder or run id, ...)`.
+reconstructions and latent traversals. One cell = `decoding_cell(encoder, train, test, settings, seed)`; a stored
+run's encoder comes from `sources.encoder_from_run(store, run_id)`.
 
 A "codec" is anything with `encode(x) -> codes` and `decode(codes) -> images in [0, 1]`: a trained
 DecoderProbe, or an auto-encoder model.
@@ -26,6 +27,8 @@ from mtlens.training.schedules import StepDecay
 
 
 class Codec(Protocol):
+    """What reconstructions and traversals need: codes of images, and images of codes."""
+
     def encode(self, x: torch.Tensor) -> torch.Tensor: ...
 
     def decode(self, z: torch.Tensor) -> torch.Tensor: ...
@@ -35,7 +38,7 @@ class Codec(Protocol):
 class DecoderSettings:
     """Decoder training; defaults are seed 000 App. C.2: 500 epochs, batches of 64, Adam from lr 2e-4 halved
     every 100 epochs (the Table 2 decoder with ReLU, as the §4.1 encoders). `output`: the MSE on the decoder's
-linear output (default) or on its sigmoid (see models/probes.py for why linear)."""
+    linear output (default) or on its sigmoid (see models/probes.py for why linear)."""
 
     epochs: int = 500
     lr: float = 2e-4
@@ -192,8 +195,7 @@ def decoding_cell(encoder: nn.Module, train: ImageSplit, test: ImageSplit, setti
                   checkpoint_dir: str | Path | None = None, resume: bool = False) -> DecodingResult:
     """Returns the decoding of one frozen encoder: a decoder trained on `train`, its error on `test`.
 
-    For a stored run's encoder, pass `sources.encoder_from_run(store, run_id).encoder` and its dataset's splits
-    (`sources.run_split`).
+    For a stored run's encoder, `decoding_cell_for_run(store, run_id, settings, seed)`.
     """
     probe, values = train_decoder(encoder, train, test, settings, seed, store=store, run_id=run_id,
                                   checkpoint_dir=checkpoint_dir, resume=resume)
@@ -208,5 +210,20 @@ def example_rows(images: ImageSplit, n: int, seed: int = 0) -> np.ndarray:
 
 
 __all__ = ["Codec", "DecoderSettings", "train_decoder", "ReconstructionError", "reconstruct", "reconstruction_error",
-           "Traversal", "traverse", "DecodingResult", "decoding_cell", "example_rows"]
+           "Traversal", "traverse", "DecodingResult", "decoding_cell", "decoding_cell_for_run", "example_rows"]
 
+
+
+def decoding_cell_for_run(store: RunStore, run_id: str, settings: DecoderSettings = DecoderSettings(), seed: int = 0, *,
+                          data_dir: str | None = None, train_limit: int | None = None,
+                          cache_images: bool = True) -> DecodingResult:
+    """Returns the decoding of a stored run's encoder (hard-sharing or auto-encoder run), on the run's own
+    train / test split (the first `train_limit` training images when given)."""
+    from mtlens.studies.representation.sources import encoder_from_run, run_split
+
+    source = encoder_from_run(store, run_id, data_dir)
+    split = run_split(source)
+    train_idx = split.train if train_limit is None else split.train[:train_limit]
+    train = ImageSplit(source.dataset, train_idx, cache=cache_images)
+    test = ImageSplit(source.dataset, split.test, cache=cache_images)
+    return decoding_cell(source.encoder, train, test, settings, seed, label=source.label)
