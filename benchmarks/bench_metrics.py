@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mtlens.data import available_datasets, create_dataset
+from mtlens.data import available_datasets, create_factor_dataset
 from mtlens.device import resolve_device
 from mtlens.measures import disentanglement as D
 
@@ -108,7 +108,7 @@ def emit(**row) -> None:
 
 def bench_encoder(args, shim) -> None:
     name = "dsprites" if "dsprites" in available_datasets() else "tiny"
-    dataset = create_dataset(name)
+    dataset = create_factor_dataset(name)
     torch.manual_seed(args.seed)
     model = make_encoder()
     t0 = time.perf_counter()

@@ -3,7 +3,9 @@
 Prints JSON lines: the stand-in renderer's build time, the time to fill its sprite cache on a first pass, then
 per batch size (256, 4096 random indices) the stand-in's rate and, as the peer, the rate of the official-file
 path (MPI3D with a STORED official-format npz memory-mapped in place, warm in the page cache; the file holds a
-small grid through a patched size table, 20 x 20 axes = 4,800 images) and the ratio stand-in / file.
+smaller grid through a patched size table, 20 x 20 axes = 259,200 images, 3.2 GB) and the ratio stand-in /
+file; last, a compressed file (4 x 4 axes, 10,368 images): the one-off decompression into the cache
+(mtlens.data.npz) with `np.load` of the member as the peer, and the rate of reading from that cache.
 `cpu_images_per_s` uses this process's CPU time, which says less about other load on the machine than the
 wall-clock rate does.
 
@@ -55,7 +57,8 @@ def main() -> None:
     mpi3d.VARIANTS["toy"] = dataclasses.replace(mpi3d.VARIANTS["toy"], factor_sizes=small)
     with tempfile.TemporaryDirectory() as tmp:
         n_file = int(np.prod(small))
-        np.savez(Path(tmp) / "mpi3d_toy.npz", images=rng.integers(0, 256, (n_file, 64, 64, 3), dtype=np.uint8))
+        images = rng.integers(0, 256, (n_file, 64, 64, 3), dtype=np.uint8)
+        np.savez(Path(tmp) / "mpi3d_toy.npz", images=images)
         official = MPI3D("toy", data_dir=tmp)
         official.images(np.arange(n_file))  # warm the page cache
         for batch in (256, 4096):
@@ -78,6 +81,24 @@ def main() -> None:
                     }
                 )
             )
+        tiny = (6, 6, 2, 3, 3, 4, 4)
+        n_file = int(np.prod(tiny))
+        mpi3d.VARIANTS["toy"] = dataclasses.replace(mpi3d.VARIANTS["toy"], factor_sizes=tiny)
+        folder = Path(tmp) / "compressed"
+        folder.mkdir()
+        np.savez_compressed(folder / "mpi3d_toy.npz", images=images[:n_file])
+        t0 = time.perf_counter()
+        with np.load(folder / "mpi3d_toy.npz") as npz:
+            npz["images"]
+        peer = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        compressed = MPI3D("toy", data_dir=folder, cache_dir=Path(tmp) / "cache")
+        first_open = time.perf_counter() - t0
+        batches = [rng.integers(0, n_file, 4096) for _ in range(10)]
+        c_wall, c_cpu = rate(compressed.images, batches)
+        print(json.dumps({"measure": "compressed_file", "images": n_file, "first_open_s": round(first_open, 3),
+                          "np_load_images_s": round(peer, 3), "ratio_first_open_over_np_load": round(first_open / peer, 3),
+                          "cache_images_per_s_batch_4096": round(c_wall), "cache_cpu_images_per_s": round(c_cpu)}))
 
 
 if __name__ == "__main__":

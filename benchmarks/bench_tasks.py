@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mtlens.data import create_dataset
+from mtlens.data import create_factor_dataset
 from mtlens.data.random_mlp import RandomMLPTasks
 
 
@@ -34,7 +34,7 @@ def naive_modules(tasks: RandomMLPTasks) -> list[nn.Sequential]:
 
 
 def main(n_tasks: int = 10, peer_fraction: float = 0.1) -> None:
-    ds = create_dataset("dsprites")
+    ds = create_factor_dataset("dsprites")
     tasks = RandomMLPTasks.for_dataset(ds, n_tasks, seed=0)
     idx = np.arange(len(ds))
     t0 = time.perf_counter()

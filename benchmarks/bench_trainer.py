@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mtlens.data import create_dataset
+from mtlens.data import create_factor_dataset
 from mtlens.data.multitask import MultiTaskDataset, factor_task_splits, make_loader, split_indices
 from mtlens.data.random_mlp import RandomMLPTasks
 from mtlens.methods import create_method
@@ -39,7 +39,7 @@ def bare_epoch(model, data: MultiTaskDataset, batch_size: int, seed: int) -> flo
 
 
 def main(n_images: int = 3200, batch_size: int = 64, repeats: int = 3) -> None:
-    ds = create_dataset("dsprites")
+    ds = create_factor_dataset("dsprites")
     tasks = RandomMLPTasks.for_dataset(ds, 10, seed=0)
     split = split_indices(len(ds), (1.0, 0.0, 0.0), seed=0, subset=n_images)
     data = factor_task_splits(ds, tasks, split, device="cpu")

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from mtlens import MtlensError
-from mtlens.data import available_datasets, create_dataset
+from mtlens.data import available_datasets, create_factor_dataset
 from mtlens.data.tiny import TinyShapes
 
 
@@ -54,6 +54,13 @@ def test_bad_input_is_named(call, message: str) -> None:
 
 def test_registry() -> None:
     assert "tiny" in available_datasets()
-    assert isinstance(create_dataset("tiny", image_size=16, num_positions=2), TinyShapes)
-    with pytest.raises(MtlensError, match="unknown dataset 'nope'; choose one of"):
-        create_dataset("nope")
+    assert isinstance(create_factor_dataset("tiny", image_size=16, num_positions=2), TinyShapes)
+    with pytest.raises(MtlensError, match="unknown dataset 'nope'; factor datasets: dsprites, "):
+        create_factor_dataset("nope")
+
+
+def test_describe_names_categorical_values() -> None:
+    desc = TinyShapes(image_size=16, num_positions=2).describe()
+    assert desc["factors"][0] == {"name": "shape", "size": 3, "min": 0.0, "max": 2.0,
+                                  "value_names": ["square", "cross", "disc"]}
+    assert "value_names" not in desc["factors"][1]

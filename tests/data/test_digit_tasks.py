@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from mtlens import MtlensError
-from mtlens.data import create_dataset
+from mtlens.data import create_task_data
 from mtlens.data.digit_pairs import build_digit_pairs, draw_digit_pairs
 from mtlens.data.digit_tasks import (
     GROUP_PATTERNS,
@@ -90,7 +90,7 @@ def test_multimnist_splits_on_stand_in() -> None:
     desc = s.describe()
     assert (desc["num_images"], desc["image_shape"], desc["canvas"]) == (1797, [1, 36, 36], 36)
     assert desc["factor_names"] == ["digit_1", "digit_2"] and desc["source"].startswith("stand-in")
-    again = create_dataset("multimnist", seed=0, n=200, n_test=50)
+    again = create_task_data("multimnist", seed=0, n=200, n_test=50)
     assert (len(again.train), len(again.val), len(again.test)) == (180, 20, 50)
     small = build_multimnist(seed=1, n=40, n_test=10, preset="ijcnn2022", val_fraction=0.0)
     assert small.input_shape == (1, 28, 28) and len(small.val) == 0 and len(small.train) == 40
@@ -130,7 +130,7 @@ def test_grouped_mnist_dataset_and_bad_layouts() -> None:
     assert [t.num_classes for t in s.tasks] == [5] * 6 and s.tasks[0].name == "t0_2940"
     assert (len(s.train), len(s.val), len(s.test)) == (270, 30, 257)
     np.testing.assert_array_equal(s.train.targets.numpy(), group_targets(s.train.factors[:, 0], GROUP_PRESETS["fig3_middle"]))
-    custom = create_dataset("grouped_mnist", layout=[[1, 2], [3]], val_fraction=0.2)
+    custom = create_task_data("grouped_mnist", layout=[[1, 2], [3]], val_fraction=0.2)
     assert [t.num_classes for t in custom.tasks] == [3, 2] and custom.describe()["groups"] == [[1, 2], [3]]
     for bad, msg in (("fig9", "unknown layout"), ([[1, 1]], "only once"), ([[10]], "digits 0..9"), ([], "at least one"),
                      ([[]], "non-empty")):  # fmt: skip
@@ -156,12 +156,12 @@ def test_digit_pairs_construction() -> None:
     np.testing.assert_array_equal(train.targets[:, 0].numpy(), (train.factors[:, 0] == 8).astype(np.float32))
     rows = np.flatnonzero(np.isin(digits.train_y, (3, 8)))
     assert torch.equal(train.x, digits.train_x[rows])
-    capped = create_dataset("digit_pairs", n_tasks=4, seed=2, n=50)
+    capped = create_task_data("digit_pairs", n_tasks=4, seed=2, n=50)
     assert capped.n_tasks == 4 and all(len(tr) == 50 for tr in capped.train)
     loaders = capped.loaders("train", 16, shuffle=True, seed=0)
     batch = next(iter(loaders[1]))
     assert batch["x"].shape == (16, 1, 28, 28) and batch["targets"].shape == (16, 1)
-    for kw, msg in (({"n_tasks": 0}, "positive integer"), ({"pairs": [(2, 2)]}, "two different digits"),
+    for kw, msg in (({"n_tasks": 0}, "n_tasks must be >= 1"), ({"n_tasks": 2.0}, "whole number"), ({"pairs": [(2, 2)]}, "two different digits"),
                     ({"pairs": [(1, 2, 3)]}, "two different digits"), ({"n": 0}, "n .training images")):  # fmt: skip
         with pytest.raises(MtlensError, match=msg):
             build_digit_pairs(**kw)

@@ -7,13 +7,18 @@ import pytest
 import torch
 
 from mtlens import MtlensError
-from mtlens.data import create_dataset
+from mtlens.data import create_factor_dataset
 from mtlens.data.dsprites import OFFICIAL_FILE, DSprites
 from mtlens.data.dsprites_file import DSpritesFile
 from mtlens.data.dsprites_render import FACTOR_SIZES, draw
 
 # a small grid in the official layout: all 6 factors, 2 x 2 positions (2,880 images, ~12 MB of imgs)
 SMALL = (1, 3, 6, 40, 2, 2)
+
+
+@pytest.fixture(autouse=True)
+def _no_env_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MTLENS_CACHE", raising=False)
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +77,7 @@ def test_index_factor_round_trip_in_c_order(ds: DSprites) -> None:
 
 # ---------------------------------------------------------------------- the renderer
 def test_renderer_source_and_registry(tmp_path: Path) -> None:
-    d = create_dataset("dsprites", data_dir=tmp_path)
+    d = create_factor_dataset("dsprites", data_dir=tmp_path)
     assert d.source.kind == "renderer" and f"official file not found in {tmp_path}" in d.source.detail
     with pytest.raises(MtlensError, match="not found in"):
         DSprites(data_dir=tmp_path, renderer="off")
@@ -165,14 +170,15 @@ def test_reads_official_layout(tmp_path: Path, compressed: bool) -> None:
     np.testing.assert_allclose(d.factor_value_table[4], [0.0, 1.0])
     storage = d._file.storage
     if compressed:
-        cache = tmp_path / (OFFICIAL_FILE.split(".")[0] + ".imgs-packed.npy")
-        assert "decompressed cache" in storage and cache.is_file()
+        cache = d._file.cache_path  # next to the file, named after it, the member and the member's CRC-32
+        assert cache.parent == tmp_path and cache.name.startswith(OFFICIAL_FILE.split(".")[0] + ".imgs-packed.")
+        assert "decompressed once" in storage and "bit-packed" in storage and cache.is_file()
         assert np.load(cache, mmap_mode="r").shape == (2880, 512)
         stamp = cache.stat().st_mtime_ns
         again = DSprites.from_file(path, expected_sizes=None)  # the cache is reused, not rebuilt
         assert cache.stat().st_mtime_ns == stamp and torch.equal(again.images(idx), im)
     else:
-        assert "memory-mapped" in storage and isinstance(d._file._imgs, np.memmap)
+        assert "memory-mapped in place" in storage and isinstance(d._file._imgs, np.memmap)
 
 
 def test_data_dir_finds_the_file_and_checks_the_official_grid(tmp_path: Path) -> None:

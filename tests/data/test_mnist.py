@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from mtlens import MtlensError
-from mtlens.data import create_dataset
 from mtlens.data.mnist import MNIST_FILES, load_mnist, read_idx, stand_in_digits, write_idx
 
 
@@ -90,11 +89,11 @@ def test_load_mnist_official_files(tmp_path: Path) -> None:
     assert d.train_x.shape == (12, 1, 28, 28) and d.test_x.shape == (6, 1, 28, 28) and d.train_x.dtype == torch.float32
     np.testing.assert_allclose(d.train_x[:, 0].numpy(), arrays["train_x"] / 255.0, rtol=0, atol=1e-7)
     assert d.train_y.tolist() == arrays["train_y"].tolist() and d.test_y.dtype == np.int64
-    # the registry entry and torchvision's MNIST/raw layout find the same files
+    # torchvision's MNIST/raw layout finds the same files
     raw = tmp_path / "tv" / "MNIST" / "raw"
     raw.mkdir(parents=True)
     _write_mnist(raw, gz=False)
-    d2 = create_dataset("mnist", data_dir=tmp_path / "tv")
+    d2 = load_mnist(tmp_path / "tv")
     assert d2.source.is_official and torch.equal(d2.train_x, d.train_x)
 
 

@@ -1,15 +1,14 @@
 """MPI3D: factor grids, the official-file loader (tiny npz files in the official format) and the stand-in.
 
 The official files hold 1,036,800 images (12.7 GB), too big to write in a test, and the loader checks that
-the first axis equals the product of the variant's factor sizes. So the npz functions are tested directly on
-small arrays, and the full loader is tested with the variant's size table monkeypatched to a small grid
+the first axis equals the product of the variant's factor sizes. So the npz reader is tested directly on
+small arrays (test_npz.py), and the full loader is tested with the variant's size table monkeypatched to a small grid
 (`_small_toy`): the same code path as with the real file, on 2*2*1*1*1*2*3 = 24 images.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -17,9 +16,8 @@ import pytest
 import torch
 
 from mtlens import MtlensError
-from mtlens.data import create_dataset, mpi3d
+from mtlens.data import create_factor_dataset, mpi3d
 from mtlens.data.mpi3d import MPI3D
-from mtlens.data.mpi3d_npz import open_npz_array
 
 SMALL = (2, 2, 1, 1, 1, 2, 3)
 
@@ -45,7 +43,7 @@ def _small_toy(monkeypatch: pytest.MonkeyPatch) -> None:
     ],
 )
 def test_grid_sizes(name: str, sizes: tuple[int, ...], n: int) -> None:
-    ds = create_dataset(name)
+    ds = create_factor_dataset(name)
     assert ds.factor_sizes == sizes and len(ds) == n and ds.image_shape == (3, 64, 64)
     assert ds.factor_names[0] == "object_color" and ds.factor_names[-1] == "vertical_axis"
     np.testing.assert_array_equal(ds.factor_value_table[5], np.arange(40.0))
@@ -66,63 +64,6 @@ def test_index_factor_round_trip_matches_readme_formula() -> None:
 def test_unknown_variant_is_named() -> None:
     with pytest.raises(MtlensError, match="unknown MPI3D variant 'cartoon'; choose one of: toy, realistic, real, complex"):
         MPI3D("cartoon")
-
-
-# ---------------------------------------------------------------------------------------------- npz
-def test_stored_member_is_memory_mapped_in_place(tmp_path: Path) -> None:
-    imgs = _images(5)
-    path = tmp_path / "a.npz"
-    np.savez(path, other=np.arange(3), images=imgs)
-    arr, how = open_npz_array(path, "images")
-    assert isinstance(arr, np.memmap) and Path(arr.filename) == path and "in place" in how
-    np.testing.assert_array_equal(arr, imgs)
-    assert not arr.flags.writeable
-
-
-def test_stored_member_with_zip64_extra_field(tmp_path: Path) -> None:
-    # force_zip64 writes a zip64 extra field in the local header, as numpy does for large members
-    imgs = _images(3, seed=1)
-    path = tmp_path / "z.npz"
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as zf:
-        with zf.open("images.npy", "w", force_zip64=True) as f:
-            np.lib.format.write_array(f, imgs)
-    arr, _ = open_npz_array(path, "images")
-    np.testing.assert_array_equal(arr, imgs)
-
-
-def test_compressed_member_is_decompressed_once_to_cache(tmp_path: Path) -> None:
-    imgs = _images(4, seed=2)
-    path = tmp_path / "c.npz"
-    np.savez_compressed(path, images=imgs)
-    cache = tmp_path / "cache"
-    arr, how = open_npz_array(path, "images", cache)
-    np.testing.assert_array_equal(arr, imgs)
-    assert "decompressed once" in how and isinstance(arr, np.memmap)
-    files = list(cache.iterdir())
-    assert len(files) == 1 and files[0].suffix == ".npy"
-    before = files[0].stat().st_mtime_ns
-    arr2, _ = open_npz_array(path, "images", cache)
-    np.testing.assert_array_equal(arr2, imgs)
-    assert files[0].stat().st_mtime_ns == before  # reused, not written again
-
-
-def test_fortran_order_member(tmp_path: Path) -> None:
-    imgs = np.asfortranarray(_images(2, seed=3))
-    path = tmp_path / "f.npz"
-    np.savez(path, images=imgs)
-    arr, _ = open_npz_array(path, "images")
-    np.testing.assert_array_equal(arr, imgs)
-
-
-def test_npz_errors_are_named(tmp_path: Path) -> None:
-    bad = tmp_path / "bad.npz"
-    bad.write_bytes(b"not a zip")
-    with pytest.raises(MtlensError, match="not a readable .npz"):
-        open_npz_array(bad, "images")
-    path = tmp_path / "k.npz"
-    np.savez(path, imgs=_images(1))
-    with pytest.raises(MtlensError, match=r"missing key\(s\) images; expected images, found imgs"):
-        open_npz_array(path, "images")
 
 
 # ---------------------------------------------------------------------------------------------- loader
@@ -175,12 +116,13 @@ def test_missing_data_dir_is_named(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------- stand-in
 def test_stand_in_is_named_as_such(tmp_path: Path) -> None:
-    ds = create_dataset("mpi3d_real", data_dir=tmp_path)
+    ds = create_factor_dataset("mpi3d_real", data_dir=tmp_path)
     assert ds.is_stand_in and ds.name == "mpi3d_real (stand-in)"
     assert ds.source.kind == "stand-in" and not ds.source.is_official
     assert "not the real MPI3D" in ds.source.detail and "mpi3d_real.npz not found in" in ds.source.detail
     desc = ds.describe()
     assert "stand-in" in desc["name"] and "stand-in" in desc["source"] and desc["stand_in"] is True
+    assert desc["factors"][4]["value_names"] == ["purple", "sea green", "salmon"] and "value_names" not in desc["factors"][5]
     assert "stand-in" in repr(ds)
 
 

@@ -70,6 +70,9 @@ def test_unit_inputs_scale_factor_values_to_0_1() -> None:
 @pytest.mark.parametrize(
     "kwargs, message",
     [({"n_tasks": 0}, "n_tasks must be >= 1"), ({"inputs": "raw"}, "unknown inputs 'raw'"),
+     # one check of the task count everywhere: no raw TypeError, no bool taken for one task
+     ({"n_tasks": 2.5}, "n_tasks must be >= 1, a whole number; got 2.5"), ({"n_tasks": "3"}, "got '3'"),
+     ({"n_tasks": True}, "got True"),
      ({"inputs": "unit"}, "needs value_ranges")],
 )
 def test_bad_arguments(kwargs, message) -> None:

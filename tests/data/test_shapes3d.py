@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from mtlens.data import create_dataset
+from mtlens.data import create_factor_dataset
 from mtlens.data.shapes3d import (
     FACTOR_NAMES,
     FACTOR_SIZES,
@@ -102,7 +102,7 @@ def test_index_factor_round_trip_and_c_order() -> None:
 
 
 def test_registered_and_renderer_source(tmp_path: Path) -> None:
-    ds = create_dataset("shapes3d", data_dir=tmp_path)
+    ds = create_factor_dataset("shapes3d", data_dir=tmp_path)
     assert isinstance(ds, Shapes3D)
     assert ds.source.kind == "renderer"
     assert "3dshapes.h5 not found in" in ds.source.detail and str(tmp_path) in ds.source.detail
@@ -110,7 +110,7 @@ def test_registered_and_renderer_source(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- the official file
 def test_loader_reads_official_layout(official_dir: Path) -> None:
-    ds = create_dataset("shapes3d", data_dir=official_dir)
+    ds = create_factor_dataset("shapes3d", data_dir=official_dir)
     assert ds.source.kind == "official" and ds.source.detail == str(official_dir / "3dshapes.h5")
     with h5py.File(official_dir / "3dshapes.h5", "r") as f:
         assert set(f.keys()) == {"images", "labels"}

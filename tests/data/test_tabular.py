@@ -7,7 +7,7 @@ from sklearn.datasets import load_iris
 from sklearn.model_selection import train_test_split
 
 from mtlens import MtlensError
-from mtlens.data import create_dataset
+from mtlens.data import create_task_data
 from mtlens.data.tabular import UCI_TABLE, build_tabular, read_table_csv
 
 
@@ -71,7 +71,7 @@ def test_csv_loading_and_constant_feature(tmp_path: Path) -> None:
     assert t.features.shape == (48, 7) and t.classes[:3] == ("cp", "im", "imL")
     np.testing.assert_allclose(t.features, feats)
     assert t.labels[:9].tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 0]
-    g = create_dataset("tabular", data_dir=tmp_path, datasets=["ecoli", "iris"])
+    g = create_task_data("tabular", data_dir=tmp_path, datasets=["ecoli", "iris"])
     train, test = g.task("ecoli")
     assert g.input_shapes[0] == (7,) and g.tasks[0].num_classes == 8
     assert (len(train), len(test)) == (38, 10)  # 80/20 of 48, stratified over 8 classes

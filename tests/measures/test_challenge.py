@@ -183,3 +183,25 @@ def test_recorder_without_representation_and_state() -> None:
         ChallengeRecorder(every=0)
     with pytest.raises(MtlensError, match="fewer than last"):
         rec.score("gds")
+
+
+def test_recorder_and_gradient_methods_chain_through_the_one_helper() -> None:
+    from mtlens.measures import challenge_callback
+    from mtlens.methods import base, gradients
+
+    assert challenge_callback.shared_jacobian is base.shared_jacobian is gradients.shared_jacobian
+    # the Jacobian a gradient method aggregates is the one the recorder measures
+    enc, heads, z, losses = _batch(2)
+    seen = []
+
+    class _Capture(base.GradientAggregator):
+        name = "capture"
+
+        def aggregate(self, jacobian, losses=None):  # type: ignore[no-untyped-def]
+            seen.append(jacobian.detach().clone())
+            return jacobian.sum(0)
+
+    got = ChallengeRecorder(every=1, measures=("gds", "gms")).compute(losses, enc.parameters(), z)
+    _Capture(3).backward(losses, enc.parameters(), z, heads.parameters())
+    assert got["gds"] == pytest.approx(gradient_direction_similarity(seen[0]).gds, abs=1e-12)
+    assert got["gms"] == pytest.approx(gradient_magnitude_similarity(seen[0]).gms, abs=1e-12)

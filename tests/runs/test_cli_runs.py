@@ -133,3 +133,45 @@ def test_sub_app_runs_under_typer_cli_runner(store: RunStore) -> None:
     result = CliRunner().invoke(runs_cli.app, ["list", "--store", str(store.path)])
     assert result.exit_code == 0
     assert "hard_sharing" in result.output and "single_task" in result.output
+
+
+def test_rm_dry_run_then_remove_by_status_and_by_id(store: RunStore, capsys: pytest.CaptureFixture[str]) -> None:
+    done, broken = (r.id for r in store.list_runs())
+    folder = store.artifacts_dir(broken)
+    (folder / "checkpoint.pt").write_bytes(b"x")
+    code, out, err = _run(["runs", "rm", "--status", "failed", "--dry-run", "--store", str(store.path)], capsys)
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        f"would remove {broken} (single_task, failed): 1 metric rows, folder {folder.resolve()}",
+        f"would remove 1 run (1 metric rows) from {store.path}",
+    ]
+    assert len(store.list_runs()) == 2 and folder.is_dir()
+    code, out, _ = _run(["runs", "rm", "--status", "failed", "--store", str(store.path)], capsys)
+    assert code == 0 and out.splitlines()[-1] == f"removed 1 run (1 metric rows) from {store.path}"
+    assert [r.id for r in store.list_runs()] == [done] and not folder.exists() and store.count_metrics() == 4
+    code, out, _ = _run(["runs", "rm", done[:-1], "--store", str(store.path)], capsys)
+    assert code == 0 and out.startswith(f"removed {done} (hard_sharing multi-head, finished): 4 metric rows")
+    assert store.list_runs() == []
+
+
+def test_a_killed_run_is_shown_dead_with_no_growing_duration(store: RunStore, capsys: pytest.CaptureFixture[str]) -> None:
+    import sqlite3
+    import subprocess
+    import sys
+
+    killed = store.create_run("hard_sharing", {"lr": 0.01}, seed=5, name="killed")
+    store.start(killed)
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    with sqlite3.connect(store.path) as conn:
+        conn.execute("UPDATE runs SET pid = ?, last_started_at = last_started_at - 7200 WHERE id = ?", (child.pid, killed))
+    conn.close()
+    code, out, _ = _run(["runs", "list", "--store", str(store.path)], capsys)
+    assert code == 0 and _row(out, killed)[4:7][0] == "dead" and _row(out, killed)[6] == "?"
+    code, out, _ = _run(["runs", "list", "--status", "dead", "--store", str(store.path)], capsys)
+    assert code == 0 and "1 run in" in out and killed in out
+    code, out, _ = _run(["runs", "show", killed, "--store", str(store.path)], capsys)
+    assert code == 0
+    assert f"status       dead (stored as running, but process {child.pid} on" in out
+    assert "`mtlens train --resume` continues it" in out
+    assert "duration     0.0s over 1 attempt(s), plus the killed attempt (its end is unknown)" in out

@@ -240,7 +240,7 @@ def test_export_csv_writes_one_row_per_metric_value(store: RunStore, tmp_path: P
     buffer = io.StringIO()
     assert store.export_csv(buffer, run_ids=[b]) == 1
     assert buffer.getvalue().splitlines()[1].startswith(f"{b},single_task,,4,created,")
-    with pytest.raises(MtlensError, match="directory .*nowhere does not exist; create it first"):
+    with pytest.raises(MtlensError, match="folder .*nowhere does not exist; create it first"):
         store.export_csv(tmp_path / "nowhere" / "m.csv")
     with pytest.raises(MtlensError, match="no run 'zz'"):
         store.export_csv(io.StringIO(), run_ids=["zz"])

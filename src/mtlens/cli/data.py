@@ -14,22 +14,23 @@ DataDir = typer.Option(None, "--data-dir", help="Folder with the official data f
 
 
 def _factor_dataset(name: str, data_dir: Optional[Path]):  # type: ignore[no-untyped-def]
-    from mtlens.data import FactorDataset, create_dataset
+    from mtlens.data import available_datasets, create_factor_dataset, dataset_kind
     from mtlens.errors import MtlensError
 
-    ds = create_dataset(name, data_dir=data_dir)
-    if not isinstance(ds, FactorDataset):
-        raise MtlensError(f"{name} is a task set, not a factor dataset; this command takes one of the factor datasets")
-    return ds
+    if dataset_kind(name) != "factor":
+        raise MtlensError(f"{name} is task data, not a factor dataset; this command takes one of: "
+                          f"{', '.join(available_datasets('factor'))}")
+    return create_factor_dataset(name, data_dir=data_dir)
 
 
 @app.command("list")
 def list_datasets() -> None:
-    """List the registered datasets."""
-    from mtlens.data import available_datasets
+    """List the registered datasets and their kind (factor dataset, or task data that comes with its tasks)."""
+    from mtlens.data import DATASET_KINDS, available_datasets
 
-    for name in available_datasets():
-        print(name)
+    for kind in DATASET_KINDS:
+        for name in available_datasets(kind):  # type: ignore[arg-type]
+            print(f"{name}\t{kind}")
 
 
 @app.command("info")
@@ -38,10 +39,10 @@ def info(name: str, data_dir: Optional[Path] = DataDir, as_json: bool = typer.Op
     from rich.console import Console
     from rich.table import Table
 
-    from mtlens.data import create_dataset
+    from mtlens.data import create_factor_dataset, create_task_data, dataset_kind
 
-    ds = create_dataset(name, data_dir=data_dir)
-    desc = ds.describe() if hasattr(ds, "describe") else {"name": name, "source": str(getattr(ds, "source", ""))}
+    create = create_factor_dataset if dataset_kind(name) == "factor" else create_task_data
+    desc = create(name, data_dir=data_dir).describe()
     if as_json:
         print(json.dumps(desc, indent=2))
         return
@@ -68,8 +69,10 @@ def preview(
     data_dir: Optional[Path] = DataDir,
 ) -> None:
     """Write a grid of random images labelled with their factor values."""
+    from mtlens.paths import writable_path
     from mtlens.plots.data import preview_grid
 
+    writable_path(out, "preview image")  # before the dataset is built
     ds = _factor_dataset(name, data_dir)
     path = preview_grid(ds, out, n=n, seed=seed)
     print(f"wrote {path} ({ds.name}, {ds.source})")

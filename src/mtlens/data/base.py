@@ -10,6 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -18,16 +19,30 @@ from mtlens.errors import MtlensError
 
 RandomState = np.random.RandomState | np.random.Generator
 
+# official: the dataset's own data (its files in the data directory, or an exact copy shipped with a dependency,
+#   e.g. scikit-learn's UCI tables); numbers are comparable with published ones.
+# renderer: the same factor grid drawn procedurally, calibrated against the real images (dSprites, Shapes3D).
+# stand-in: something else in place of the real data (MPI3D's procedural scene, scikit-learn's 8x8 digits for
+#   MNIST, a UCI set missing some tables); the code runs end to end, the numbers are not the paper's.
+SourceKind = Literal["official", "renderer", "stand-in"]
+SOURCE_KINDS: tuple[str, ...] = get_args(SourceKind)
+
 
 @dataclass(frozen=True)
 class Source:
-    """Where a dataset's images come from: an official file, or a renderer (with a reason)."""
+    """Where a dataset's data come from: its `kind` (one of SOURCE_KINDS) and a detail (file path, or why)."""
 
-    kind: str  # "official" | "renderer" | "stand-in"
-    detail: str  # file path, or what renders and why
+    kind: SourceKind
+    detail: str
+
+    def __post_init__(self) -> None:
+        if self.kind not in SOURCE_KINDS:
+            # a loader's bug, not a user's input
+            raise ValueError(f"unknown source kind {self.kind!r}; use one of {', '.join(SOURCE_KINDS)}")
 
     @property
     def is_official(self) -> bool:
+        """Returns whether the data are the dataset's own (not drawn, not a stand-in)."""
         return self.kind == "official"
 
     def __str__(self) -> str:
@@ -35,10 +50,11 @@ class Source:
 
 
 class FactorDataset(ABC):
-    """Images with known generative factors on a finite grid (see DESIGN.md, "Factor dataset").
+    """Images with known generative factors on a finite grid: the contract every factor dataset follows.
 
     Subclasses set `name`, `factor_names`, `factor_sizes`, `factor_value_table` (the physical value of each
-    factor index), `image_shape` (C, H, W) and `source`, and implement `_render(indices)`.
+    factor index), `image_shape` (C, H, W) and `source`, and implement `_render(indices)`; `value_names`
+    names the values of categorical factors (e.g. {"shape": ("square", "ellipse", "heart")}).
     """
 
     name: str
@@ -46,6 +62,7 @@ class FactorDataset(ABC):
     factor_sizes: tuple[int, ...]
     image_shape: tuple[int, int, int]
     source: Source
+    value_names: dict[str, tuple[str, ...]] = {}
 
     # ------------------------------------------------------------------ to implement
     @property
@@ -149,7 +166,7 @@ class FactorDataset(ABC):
         return self.images(self.index_of(factors))
 
     def describe(self) -> dict[str, object]:
-        """Returns a JSON-able summary: name, factors with sizes and value ranges, image shape, source."""
+        """Returns a JSON-able summary: name, factors with sizes, value ranges and names, image shape, source."""
         table = self.factor_value_table
         return {
             "name": self.name,
@@ -157,6 +174,7 @@ class FactorDataset(ABC):
             "image_shape": list(self.image_shape),
             "factors": [
                 {"name": n, "size": s, "min": float(np.min(t)), "max": float(np.max(t))}
+                | ({"value_names": list(self.value_names[n])} if n in self.value_names else {})
                 for n, s, t in zip(self.factor_names, self.factor_sizes, table)
             ],
             "source": str(self.source),

@@ -19,16 +19,15 @@ import torch
 
 from mtlens.data.mnist import IMAGE_SIDE, DigitImages, is_digit, load_mnist
 from mtlens.data.multitask import MultiTaskDataset
-from mtlens.data.registry import DATASETS
+from mtlens.data.registry import TASK_DATA
 from mtlens.data.task_groups import TaskGroupData
-from mtlens.data.tasks import TaskSpec
+from mtlens.data.tasks import TaskSpec, check_n_tasks
 from mtlens.errors import MtlensError
 
 
 def draw_digit_pairs(n_tasks: int, seed: int = 0) -> tuple[tuple[int, int], ...]:
     """Returns n_tasks seeded pairs (a, b), a < b: distinct digits within a pair, pairs may repeat across tasks."""
-    if isinstance(n_tasks, bool) or not isinstance(n_tasks, (int, np.integer)) or n_tasks < 1:
-        raise MtlensError(f"digit_pairs: n_tasks must be a positive integer, got {n_tasks!r}")
+    n_tasks = check_n_tasks(n_tasks, "digit_pairs")
     rng = np.random.default_rng(seed)
     pairs = [sorted(int(d) for d in rng.choice(10, size=2, replace=False)) for _ in range(n_tasks)]
     return tuple((a, b) for a, b in pairs)
@@ -99,4 +98,4 @@ def build_digit_pairs(
     )
 
 
-DATASETS.add("digit_pairs", build_digit_pairs)
+TASK_DATA.add("digit_pairs", build_digit_pairs)

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from mtlens.data.mnist import IMAGE_SIDE, DigitImages, is_digit, load_mnist
 from mtlens.data.multitask import MultiTaskDataset, split_indices
-from mtlens.data.registry import DATASETS
+from mtlens.data.registry import TASK_DATA
 from mtlens.data.task_groups import TaskSplits
 from mtlens.data.tasks import TaskSpec
 from mtlens.errors import MtlensError
@@ -273,5 +273,5 @@ def build_grouped_mnist(
     )  # fmt: skip
 
 
-DATASETS.add("multimnist", build_multimnist)
-DATASETS.add("grouped_mnist", build_grouped_mnist)
+TASK_DATA.add("multimnist", build_multimnist)
+TASK_DATA.add("grouped_mnist", build_grouped_mnist)

@@ -23,8 +23,8 @@ import torch
 from mtlens.data.base import FactorDataset, Source
 from mtlens.data.dsprites_file import DSpritesFile
 from mtlens.data.dsprites_render import FACTOR_NAMES, FACTOR_SIZES, FACTOR_VALUES, IMAGE_SIZE, SHAPE_NAMES, MaskTable
-from mtlens.data.paths import find_file, resolve_data_dir
-from mtlens.data.registry import DATASETS
+from mtlens.data.paths import find_file, resolve_data_dir, where
+from mtlens.data.registry import FACTOR_DATASETS
 from mtlens.errors import MtlensError
 
 OFFICIAL_FILE = "dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
@@ -37,7 +37,7 @@ def shape_masks() -> MaskTable:
     return MaskTable()
 
 
-@DATASETS.register("dsprites")
+@FACTOR_DATASETS.register("dsprites")
 class DSprites(FactorDataset):
     """dSprites from the official file when present, else drawn procedurally (see the module docstring).
 
@@ -47,36 +47,40 @@ class DSprites(FactorDataset):
 
     name = "dsprites"
     factor_names = FACTOR_NAMES
-    shape_names = SHAPE_NAMES
+    value_names = {"shape": SHAPE_NAMES}
     image_shape = (1, IMAGE_SIZE, IMAGE_SIZE)
 
-    def __init__(self, data_dir: str | os.PathLike[str] | None = None, renderer: str | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: str | os.PathLike[str] | None = None,
+        renderer: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+    ) -> None:
         mode = "auto" if renderer is None else str(renderer).strip().lower()
         if mode not in RENDERER_CHOICES:
             raise MtlensError(f"dsprites: unknown renderer {renderer!r}; choose one of: {', '.join(RENDERER_CHOICES)}")
         folder = resolve_data_dir(data_dir)
         path = find_file(folder, [OFFICIAL_FILE]) if mode != "procedural" else None
         if path is not None:
-            self._init_file(DSpritesFile(path, expected_sizes=FACTOR_SIZES))
+            self._init_file(DSpritesFile(path, expected_sizes=FACTOR_SIZES, cache_dir=cache_dir))
             return
         if mode == "off":
-            where = str(folder) if folder is not None else "no data directory (set --data-dir or $MTLENS_DATA)"
-            raise MtlensError(f"dsprites: {OFFICIAL_FILE} not found in {where}; add it there or use renderer='auto'")
+            raise MtlensError(f"dsprites: {OFFICIAL_FILE} not found {where(folder)}; add it there or use renderer='auto'")
         self._file: DSpritesFile | None = None
         self.factor_sizes = FACTOR_SIZES
         self._values = FACTOR_VALUES
         if mode == "procedural":
             reason = "procedural dSprites: requested with renderer='procedural'"
         else:
-            where = f"in {folder}" if folder is not None else "(no data directory: --data-dir / $MTLENS_DATA unset)"
-            reason = f"procedural dSprites: official file not found {where}"
+            reason = f"procedural dSprites: official file not found {where(folder)}"
         self.source = Source("renderer", reason)
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str], expected_sizes: Sequence[int] | None = FACTOR_SIZES) -> DSprites:
+    def from_file(cls, path: str | os.PathLike[str], expected_sizes: Sequence[int] | None = FACTOR_SIZES,
+                  cache_dir: str | os.PathLike[str] | None = None) -> DSprites:
         """Returns the dataset read from an official-format npz at `path` (expected_sizes=None: any complete grid)."""
         self = cls.__new__(cls)
-        self._init_file(DSpritesFile(Path(path), expected_sizes=expected_sizes))
+        self._init_file(DSpritesFile(Path(path), expected_sizes=expected_sizes, cache_dir=cache_dir))
         return self
 
     def _init_file(self, file: DSpritesFile) -> None:

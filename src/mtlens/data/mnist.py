@@ -25,8 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from mtlens.data.base import Source
-from mtlens.data.paths import resolve_data_dir
-from mtlens.data.registry import DATASETS
+from mtlens.data.paths import find_file, resolve_data_dir
 from mtlens.errors import MtlensError
 
 # IDX dtype codes -> big-endian numpy dtypes (the IDX format description on the MNIST page)
@@ -43,6 +42,7 @@ MNIST_FILES: dict[str, tuple[str, str]] = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
+MNIST_FOLDERS = ("mnist", "MNIST/raw")  # besides the data directory itself: a plain copy, torchvision's layout
 IMAGE_SIDE = 28
 BOX_SIDE = 20  # MNIST normalised each digit into a 20x20 box before centring it in 28x28
 STAND_IN_TEST_FRACTION = 1 / 7  # MNIST's 10k test of 70k images
@@ -140,15 +140,6 @@ class DigitImages:
         }
 
 
-def _locate(data_dir: Path, name: str) -> Path | None:
-    """Returns the file `name` or `name.gz` in the data directory, its mnist/ or torchvision's MNIST/raw/ folder."""
-    for folder in (data_dir, data_dir / "mnist", data_dir / "MNIST" / "raw"):
-        for candidate in (folder / name, folder / f"{name}.gz"):
-            if candidate.is_file():
-                return candidate
-    return None
-
-
 def _read_pair(images_path: Path, labels_path: Path) -> tuple[torch.Tensor, np.ndarray]:
     """Returns the validated images (float32 [N,1,28,28] in [0,1]) and labels (int64 [N]) of one split."""
     images, labels = read_idx(images_path), read_idx(labels_path)
@@ -218,7 +209,7 @@ def load_mnist(data_dir: str | os.PathLike[str] | None = None) -> DigitImages:
     """
     root = resolve_data_dir(data_dir)
     names = [n for pair in MNIST_FILES.values() for n in pair]
-    found = {n: _locate(root, n) for n in names} if root is not None else {}
+    found = {n: find_file(root, [n], folders=MNIST_FOLDERS, gzipped=True) for n in names}
     present = [n for n, p in found.items() if p is not None]
     if not present:
         return stand_in_digits()
@@ -232,7 +223,3 @@ def load_mnist(data_dir: str | os.PathLike[str] | None = None) -> DigitImages:
     source = Source("official", f"MNIST IDX files in {found[names[0]].parent}")  # type: ignore[union-attr]
     return DigitImages(*parts["train"], *parts["test"], source)
 
-
-@DATASETS.register("mnist")
-def _create_mnist(data_dir: str | os.PathLike[str] | None = None) -> DigitImages:
-    return load_mnist(data_dir)

@@ -7,8 +7,9 @@ large), camera_height (top, center, bottom), background_color (purple, sea green
 (`array.reshape([6,6,2,3,3,40,40,64,64,3])`). MPI3D-complex (real-world objects) has 460,800 images with 4
 colours and 4 shapes.
 
-With the official `.npz` in the data directory its images are memory-mapped (see mpi3d_npz); without it a
-procedural stand-in (mpi3d_render) draws the same factor grid and says so in `name` and `source`.
+With the official `.npz` in the data directory its images are memory-mapped (see `mtlens.data.npz`: in place
+when stored, else from a cache decompressed once); without it a procedural stand-in (mpi3d_render) draws the
+same factor grid and says so in `name` and `source`.
 The files carry no physical factor values, so `factor_value_table` gives each value's index as a float.
 """
 
@@ -23,10 +24,10 @@ import numpy as np
 import torch
 
 from mtlens.data.base import FactorDataset, Source
-from mtlens.data.mpi3d_npz import open_npz_array
+from mtlens.data.npz import NpzArchive
 from mtlens.data.mpi3d_render import REAL_PALETTE, TOY_PALETTE, ArmSceneRenderer, Palette
-from mtlens.data.paths import find_file, resolve_data_dir
-from mtlens.data.registry import DATASETS
+from mtlens.data.paths import find_file, resolve_data_dir, where
+from mtlens.data.registry import FACTOR_DATASETS
 from mtlens.errors import MtlensError
 
 FACTOR_NAMES = (
@@ -128,18 +129,20 @@ class MPI3D(FactorDataset):
         path = find_file(directory, [self.variant.filename])
         self._images: np.ndarray | None = None
         if path is not None:
-            images, how = open_npz_array(path, KEY, cache_dir)
-            check_images(path, images.shape, images.dtype, self.factor_sizes)
-            self._images = images
+            with NpzArchive(path) as npz:
+                head = npz.header(KEY)
+                check_images(path, head.shape, head.dtype, self.factor_sizes)  # before decompressing 12.7 GB
+                images = npz.map(KEY, cache_dir=cache_dir)
+            self._images = images.array
+            how = images.how
             self.name = self.variant.name
             self.source = Source("official", f"{path} ({how})")
         else:
-            where = f"in {directory}" if directory is not None else "(no data directory: pass data_dir or set $MTLENS_DATA)"
             self.name = f"{self.variant.name} (stand-in)"
             self.source = Source(
                 "stand-in",
                 f"procedural MPI3D stand-in (arm-and-object scene), not the real MPI3D: "
-                f"{self.variant.filename} not found {where}",
+                f"{self.variant.filename} not found {where(directory)}",
             )
 
     @property
@@ -148,18 +151,11 @@ class MPI3D(FactorDataset):
         return self._images is None
 
     @property
-    def value_names(self) -> tuple[tuple[str, ...], ...]:
-        """Returns, per factor, the names of its values (the README's names; axis steps as their numbers)."""
+    def value_names(self) -> dict[str, tuple[str, ...]]:  # type: ignore[override]
+        """Returns the README's names of the values of the five categorical factors (the axes are steps)."""
         v = self.variant
-        return (
-            v.colours,
-            v.shapes,
-            ("small", "large"),
-            ("top", "center", "bottom"),
-            ("purple", "sea green", "salmon"),
-            tuple(str(i) for i in range(self.factor_sizes[5])),
-            tuple(str(i) for i in range(self.factor_sizes[6])),
-        )
+        names = (v.colours, v.shapes, ("small", "large"), ("top", "center", "bottom"), ("purple", "sea green", "salmon"))
+        return dict(zip(self.factor_names, names))
 
     @property
     def factor_value_table(self) -> tuple[np.ndarray, ...]:
@@ -176,13 +172,12 @@ class MPI3D(FactorDataset):
         return torch.from_numpy(raw).permute(0, 3, 1, 2).float().div_(255.0)
 
     def describe(self) -> dict[str, object]:
-        """Returns the base summary plus the variant, the value names and whether this is the stand-in."""
+        """Returns the base summary plus the variant and whether this is the stand-in."""
         out = super().describe()
         out["variant"] = self.variant.name
         out["stand_in"] = self.is_stand_in
-        out["value_names"] = {n: list(v) for n, v in zip(self.factor_names, self.value_names) if len(v) <= 6}
         return out
 
 
 for _key in VARIANTS:
-    DATASETS.add(f"mpi3d_{_key}", functools.partial(MPI3D, _key))
+    FACTOR_DATASETS.add(f"mpi3d_{_key}", functools.partial(MPI3D, _key))

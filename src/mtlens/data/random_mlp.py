@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from mtlens.data.base import FactorDataset
-from mtlens.data.tasks import TaskSet, TaskSpec
+from mtlens.data.tasks import TaskSet, TaskSpec, check_n_tasks
 from mtlens.device import resolve_device
 from mtlens.errors import MtlensError
 
@@ -36,8 +36,7 @@ class RandomMLPTasks(TaskSet):
         value_ranges: np.ndarray | None = None,
         standardize: bool = True,
     ) -> None:
-        if n_tasks < 1:
-            raise MtlensError(f"random-MLP tasks: n_tasks must be >= 1, got {n_tasks}")
+        n_tasks = check_n_tasks(n_tasks, "random-MLP tasks")
         if num_inputs < 1:
             raise MtlensError(f"random-MLP tasks: need at least one input factor, got {num_inputs}")
         if inputs not in INPUTS:

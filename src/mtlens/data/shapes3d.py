@@ -21,8 +21,8 @@ import torch
 
 from mtlens.data.base import FactorDataset, Source
 from mtlens.data.files import require_array, require_keys
-from mtlens.data.paths import find_file, resolve_data_dir
-from mtlens.data.registry import DATASETS
+from mtlens.data.paths import find_file, resolve_data_dir, where
+from mtlens.data.registry import FACTOR_DATASETS
 from mtlens.data.shapes3d_render import NUM_CLASSES, SKY_RGB, Scene, coverage, hue_rgb
 from mtlens.errors import MtlensError
 
@@ -177,7 +177,7 @@ class Shapes3DRenderer:
         return torch.einsum("nchw,nck->nkhw", cov, colours).clamp_(0.0, 1.0)
 
 
-@DATASETS.register("shapes3d", aliases=("3dshapes",))
+@FACTOR_DATASETS.register("shapes3d", aliases=("3dshapes",))
 class Shapes3D(FactorDataset):
     """Shapes3D from the official `3dshapes.h5` in `data_dir` when present, else from the procedural renderer."""
 
@@ -185,6 +185,7 @@ class Shapes3D(FactorDataset):
     factor_names = FACTOR_NAMES
     factor_sizes = FACTOR_SIZES
     image_shape = (3, IMAGE_HW, IMAGE_HW)
+    value_names = {"shape": SHAPE_NAMES}
 
     def __init__(self, data_dir: str | os.PathLike[str] | None = None, scene: Scene | None = None) -> None:
         root = resolve_data_dir(data_dir)
@@ -198,8 +199,7 @@ class Shapes3D(FactorDataset):
         else:
             self._renderer = Shapes3DRenderer(scene)
             self._table = readme_value_table()
-            where = str(root) if root is not None else "no data directory (pass data_dir or set MTLENS_DATA)"
-            self.source = Source("renderer", f"procedural Shapes3D ray-caster: 3dshapes.h5 not found in {where}")
+            self.source = Source("renderer", f"procedural Shapes3D ray-caster: 3dshapes.h5 not found {where(root)}")
 
     @property
     def factor_value_table(self) -> tuple[np.ndarray, ...]:

@@ -28,8 +28,8 @@ import torch
 
 from mtlens.data.base import Source
 from mtlens.data.multitask import MultiTaskDataset
-from mtlens.data.paths import resolve_data_dir
-from mtlens.data.registry import DATASETS
+from mtlens.data.paths import find_file, resolve_data_dir, where
+from mtlens.data.registry import TASK_DATA
 from mtlens.data.task_groups import TaskGroupData
 from mtlens.data.tasks import TaskSpec
 from mtlens.errors import MtlensError
@@ -128,15 +128,6 @@ def _check_against_seed(table: Table) -> None:
         )
 
 
-def _find_csv(root: Path | None, name: str) -> Path | None:
-    if root is None:
-        return None
-    for candidate in (root / f"{name}.csv", root / "uci" / f"{name}.csv"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def split_and_scale(table: Table, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Returns (x_train, y_train, x_test, y_test): a stratified 80/20 split, features min-max scaled on train."""
     from sklearn.model_selection import train_test_split
@@ -181,19 +172,18 @@ def build_tabular(
         if name in BUNDLED:
             tables.append(_bundled(name))
             continue
-        path = _find_csv(root, name)
+        path = find_file(root, [f"{name}.csv"], folders=("uci",))
         if path is None:
             missing.append(f"{name}.csv")
             continue
         table = read_table_csv(path, name)
         _check_against_seed(table)
         tables.append(table)
-    where = str(root) if root is not None else "no data directory"
     if missing and require_all:
-        raise MtlensError(f"tabular: {', '.join(missing)} not found in {where}; add them or set require_all=False")
+        raise MtlensError(f"tabular: {', '.join(missing)} not found {where(root)}; add them or set require_all=False")
     if not tables:
         raise MtlensError(
-            f"tabular: none of {', '.join(missing)} found in {where}; add them or include a bundled dataset"
+            f"tabular: none of {', '.join(missing)} found {where(root)}; add them or include a bundled dataset"
         )
     specs, train, test, shapes = [], [], [], []
     sizes = {}
@@ -212,11 +202,11 @@ def build_tabular(
         sizes[table.name] = {"train": len(ytr), "test": len(yte), "origin": table.origin}
     used = ", ".join(t.name for t in tables)
     if missing:
-        source = Source("stand-in", f"UCI tables {used}; missing {', '.join(missing)} in {where} (seed 003 uses ten)")
+        source = Source("stand-in", f"UCI tables {used}; missing {', '.join(missing)} {where(root)} (seed 003 uses ten)")
     else:
-        source = Source("official", f"UCI tables {used} (scikit-learn copies and CSV files in {where})")
+        source = Source("official", f"UCI tables {used} (scikit-learn copies and CSV files {where(root)})")
     info = {"found": [t.name for t in tables], "missing": missing, "split_seed": seed, "datasets": sizes}
     return TaskGroupData("tabular", tuple(specs), tuple(train), tuple(test), tuple(shapes), source, info)
 
 
-DATASETS.add("tabular", build_tabular)
+TASK_DATA.add("tabular", build_tabular)

@@ -1,4 +1,4 @@
-"""Containers for built multi-task sets: shared-input splits, and per-task data for tasks with different inputs.
+"""Task data, the containers of datasets that come with their tasks: shared-input splits, or per-task data.
 
 `TaskSplits`: all tasks see the same inputs (MultiMNIST, Grouped-MNIST); one MultiTaskDataset per split with a
 target column per task.
@@ -16,12 +16,12 @@ from torch.utils.data import DataLoader
 
 from mtlens.data.base import Source
 from mtlens.data.multitask import SPLITS, MultiTaskDataset, make_loader
-from mtlens.data.tasks import TaskSpec
+from mtlens.data.tasks import HasTasks, TaskSpec
 from mtlens.errors import MtlensError
 
 
 @dataclass(frozen=True)
-class TaskSplits:
+class TaskSplits(HasTasks):
     """Train/val/test MultiTaskDatasets over shared inputs, with their tasks, input shape and source."""
 
     name: str
@@ -46,6 +46,7 @@ class TaskSplits:
         """Returns a JSON-able summary: tasks, split sizes, input shape, source and build details."""
         return {
             "name": self.name,
+            "n_tasks": self.n_tasks,
             "tasks": [{"name": t.name, "kind": t.kind, "num_classes": t.num_classes} for t in self.tasks],
             "sizes": {s: len(self[s]) for s in SPLITS},
             "num_images": sum(len(self[s]) for s in SPLITS),
@@ -56,7 +57,7 @@ class TaskSplits:
 
 
 @dataclass(frozen=True)
-class TaskGroupData:
+class TaskGroupData(HasTasks):
     """Per-task train/test MultiTaskDatasets (one task each) for tasks whose inputs differ."""
 
     name: str
@@ -77,14 +78,6 @@ class TaskGroupData:
         for spec, tr, te in zip(self.tasks, self.train, self.test):
             if tr.tasks != (spec,) or te.tasks != (spec,):
                 raise MtlensError(f"{self.name}: the datasets of task {spec.name!r} must hold exactly that one task")
-
-    @property
-    def n_tasks(self) -> int:
-        return len(self.tasks)
-
-    @property
-    def names(self) -> list[str]:
-        return [t.name for t in self.tasks]
 
     def task(self, key: int | str) -> tuple[MultiTaskDataset, MultiTaskDataset]:
         """Returns (train, test) of the task at position `key` or named `key`."""
@@ -112,6 +105,7 @@ class TaskGroupData:
         """Returns a JSON-able summary: per task its kind, classes, input shape and split sizes; source and details."""
         return {
             "name": self.name,
+            "n_tasks": self.n_tasks,
             "tasks": [
                 {
                     "name": t.name,
@@ -126,3 +120,7 @@ class TaskGroupData:
             "source": str(self.source),
             **self.info,
         }
+
+
+# what `create_task_data` returns: every task sees the same inputs, or each task has its own
+TaskData = TaskSplits | TaskGroupData

@@ -37,18 +37,31 @@ class TaskSpec:
         return int(self.num_classes) if self.kind == "multiclass" else 1
 
 
-class TaskSet(ABC):
-    """Maps factors (or labels) to targets: `task_set(z) -> targets [N, T]` (float32; class tasks hold indices)."""
+def check_n_tasks(n_tasks: object, owner: str) -> int:
+    """Returns `n_tasks` as an int, or raises unless it is a positive integer (bools and floats refused)."""
+    if isinstance(n_tasks, bool) or not isinstance(n_tasks, (int, np.integer)) or n_tasks < 1:
+        raise MtlensError(f"{owner}: n_tasks must be >= 1, a whole number; got {n_tasks!r}")
+    return int(n_tasks)
+
+
+class HasTasks:
+    """Anything holding a `tasks` tuple of TaskSpec: task sets and task data; gives their count and names."""
 
     tasks: tuple[TaskSpec, ...]
 
     @property
     def n_tasks(self) -> int:
+        """Returns the number of tasks."""
         return len(self.tasks)
 
     @property
     def names(self) -> list[str]:
+        """Returns the task names, in task order."""
         return [t.name for t in self.tasks]
+
+
+class TaskSet(HasTasks, ABC):
+    """Maps factors (or labels) to targets: `task_set(z) -> targets [N, T]` (float32; class tasks hold indices)."""
 
     @abstractmethod
     def __call__(self, z: np.ndarray | torch.Tensor) -> torch.Tensor:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 
 from mtlens.data.base import FactorDataset, Source
-from mtlens.data.registry import DATASETS
+from mtlens.data.registry import FACTOR_DATASETS
 from mtlens.errors import MtlensError
 
 
-@DATASETS.register("tiny")
+@FACTOR_DATASETS.register("tiny")
 class TinyShapes(FactorDataset):
     """Grey-level 1-channel images of a square, a cross or a disc at one of n x n positions.
 
@@ -19,9 +21,12 @@ class TinyShapes(FactorDataset):
     """
 
     name = "tiny"
-    shape_names = ("square", "cross", "disc")
+    value_names = {"shape": ("square", "cross", "disc")}
 
-    def __init__(self, image_size: int = 64, num_positions: int = 8, data_dir: object = None) -> None:
+    def __init__(
+        self, image_size: int = 64, num_positions: int = 8, data_dir: str | os.PathLike[str] | None = None
+    ) -> None:
+        # data_dir is accepted like every dataset's (the factories pass it) and unused: tiny is always drawn
         if image_size < 8 or num_positions < 2:
             raise MtlensError(f"tiny: need image_size >= 8 and num_positions >= 2, got {image_size}, {num_positions}")
         self.image_size = image_size

@@ -2,10 +2,9 @@
 every 10 iterations).
 
 Cost: FD needs only the feature-level Jacobian dL_i/dZ [T, N*d], i.e. T backward passes through the heads
-(batched into one vmapped pass). GDS and GMS need the parameter-level Jacobian [T, P]; given the
-representation it is obtained from the feature-level one by T (batched) vector-Jacobian products through the
-encoder, which assumes every path from the shared parameters to the losses passes through the
-representation (the Model contract); without a representation it is computed from the losses directly.
+(batched into one vmapped pass). GDS and GMS need the parameter-level Jacobian [T, P], from
+`mtlens.methods.gradients.shared_jacobian`, the chaining the gradient methods use: given the representation
+it reuses that feature-level Jacobian and adds T (batched) vector-Jacobian products through the encoder.
 
 Call `on_step` BEFORE the method's backward: it needs the step's graph, and keeps it (retain_graph).
 """
@@ -24,7 +23,7 @@ from mtlens.measures.challenge import (
     gradient_magnitude_similarity,
     trajectory_score,
 )
-from mtlens.methods.gradients import task_jacobian, vjp_rows
+from mtlens.methods.gradients import shared_jacobian, task_jacobian
 
 MEASURES = ("gds", "gms", "fd")
 
@@ -76,11 +75,7 @@ class ChallengeRecorder:
             shared = [p for p in shared_params if p.requires_grad]
             if not shared:
                 raise MtlensError("ChallengeRecorder: GDS/GMS need the shared parameters; none requires grad")
-            if jac_z is not None:
-                cot = jac_z.view(losses.shape[0], *representation.shape)  # type: ignore[union-attr]
-                jac = vjp_rows(representation, shared, cot, batched=self.batched)  # type: ignore[arg-type]
-            else:
-                jac = task_jacobian(losses, shared, batched=self.batched)
+            jac = shared_jacobian(losses, shared, representation, jac_z=jac_z, batched=self.batched)
             if "gds" in self.measures:
                 out["gds"] = gradient_direction_similarity(jac).gds
             if "gms" in self.measures:

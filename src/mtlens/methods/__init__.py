@@ -1,7 +1,9 @@
 """MTL optimisation methods: loss weighting, gradient aggregation, gradient regularisation.
 
-`create_method(name, n_tasks, **options)` builds one; `available_methods()` lists the names. Each method is called once per
-step from any training loop: `weights = method.backward(losses, shared_params, representation, task_params)`.
+`create_method(name, n_tasks, level=..., **options)` builds one (its options checked first, as
+`check_method_options` does without building); `available_methods()` lists the names. A method's life cycle
+in any training loop (`to`, `parameters`, `backward`, `after_step`, `epoch_end`, `state_dict`) is described
+once, in `mtlens.methods.base`.
 """
 
 from __future__ import annotations
@@ -12,13 +14,16 @@ from mtlens.methods import ew  # noqa: F401  (registers)
 from mtlens.methods import dwa, famo, gradnorm, imtl_l, rlw, uncertainty  # noqa: F401  (registers)
 from mtlens.methods import aligned_mtl, cagrad, cosreg, graddrop, gradvac, imtl, mgda, nash_mtl, pcgrad, rgw  # noqa: F401  (registers)
 from mtlens.methods.base import GradientAggregator, LossWeighting, Method
-from mtlens.methods.gradients import task_jacobian, vjp_rows
+from mtlens.methods.gradients import shared_jacobian, task_jacobian, vjp_rows
+from mtlens.methods.options import check_method_options
 from mtlens.methods.registry import METHODS
 
 
-def create_method(name: str, n_tasks: int, **options: Any) -> Method:
-    """Returns a new method object registered under `name` for `n_tasks` tasks."""
-    return METHODS.create(name, n_tasks, **options)
+def create_method(name: str, n_tasks: int | None = None, level: str = "param", **options: Any) -> Method:
+    """Returns a new method object registered under `name` for `n_tasks` tasks (None: any number, where the
+    method keeps no per-task state), or raises MtlensError naming a bad name, task count, level or option."""
+    check_method_options(name, n_tasks, level, options)
+    return METHODS.create(name, n_tasks, level, **options)
 
 
 def available_methods() -> list[str]:
@@ -26,4 +31,5 @@ def available_methods() -> list[str]:
     return METHODS.available()
 
 
-__all__ = ["Method", "LossWeighting", "GradientAggregator", "create_method", "available_methods", "task_jacobian", "vjp_rows", "METHODS"]
+__all__ = ["Method", "LossWeighting", "GradientAggregator", "create_method", "available_methods",
+           "check_method_options", "task_jacobian", "shared_jacobian", "vjp_rows", "METHODS"]

@@ -1,26 +1,50 @@
-"""Shared pieces of the gradient-aggregation methods: input checks, the one-task rule, seeded randomness.
+"""Shared pieces of the gradient-aggregation methods: input checks, the one-task rule, dtypes.
 
 Every aggregator here derives from `Aggregator`, whose `aggregate(jacobian, losses)` checks the Jacobian
-(shape, NaN/inf naming the task), returns a lone task's own gradient unchanged (with one task there is
-nothing to combine, so every method is the identity), and otherwise calls the method's `_aggregate`.
+(a floating [T, P] matrix with T = n_tasks when fixed, any T >= 1 otherwise; NaN/inf named by task), returns a
+lone task's own gradient unchanged (with one task there is nothing to combine, so every method is the
+identity), and otherwise calls the method's `_aggregate` and checks that the update is finite.
+
+Dtypes: the update has the Jacobian's dtype. float16 / bfloat16 Jacobians are computed in float32 (their Gram
+matrix overflows at gradients of ~100 over 50 coordinates); the small solvers run in float64 on the Gram
+matrix of the Jacobian divided by a power of two (exact) whenever its largest entry is far from 1, so
+gradients of 1e-30 or 1e30 give the same weights as gradients of 1. Integer Jacobians are refused.
 """
 
 from __future__ import annotations
 
+import math
 from abc import abstractmethod
-from typing import Any
-
 import torch
 
 from mtlens.errors import MtlensError
 from mtlens.methods.base import GradientAggregator
 
+#: The Gram matrix J J^T is used as formed when its largest entry lies within 2^+-k of 1: no entry has over-
+#: or underflowed, and rows down to 2^-k of the largest keep their precision. Otherwise J is rescaled first.
+_UNSCALED_EXPONENT = {torch.float32: 40, torch.float64: 300}
 
-def check_jacobian(jacobian: torch.Tensor, n_tasks: int, name: str) -> torch.Tensor:
-    """Returns `jacobian` unchanged, or raises naming the problem (wrong shape, NaN/inf in a task's row)."""
-    if not isinstance(jacobian, torch.Tensor) or jacobian.ndim != 2 or jacobian.shape[0] != n_tasks:
+
+def check_jacobian(jacobian: torch.Tensor, n_tasks: int | None, name: str) -> torch.Tensor:
+    """Returns `jacobian` unchanged, or raises naming the problem (wrong shape or dtype, NaN/inf in a task's row)."""
+    rows = "T" if n_tasks is None else str(n_tasks)
+    if (
+        not isinstance(jacobian, torch.Tensor)
+        or jacobian.ndim != 2
+        or jacobian.shape[0] < 1
+        or (n_tasks is not None and jacobian.shape[0] != n_tasks)
+    ):
         shape = tuple(jacobian.shape) if isinstance(jacobian, torch.Tensor) else type(jacobian).__name__
-        raise MtlensError(f"{name}: expected a [{n_tasks}, P] matrix of per-task gradients, got {shape}")
+        raise MtlensError(f"{name}: expected a [{rows}, P] matrix of per-task gradients, got {shape}")
+    if not jacobian.dtype.is_floating_point:
+        raise MtlensError(
+            f"{name}: the per-task gradients must be floating point, got {jacobian.dtype}; convert with .float()"
+        )
+    # A finite row sum proves every entry of the row finite (NaN and inf propagate through a sum), and a sum
+    # reads J once without an elementwise mask: 6x less time on a [3, 11M] ResNet Jacobian. Only a row whose
+    # sum is not finite (a bad entry, or finite entries that overflow) is checked entry by entry.
+    if bool(torch.isfinite(jacobian.sum(dim=1)).all()):
+        return jacobian
     bad = ~torch.isfinite(jacobian).all(dim=1)
     if bool(bad.any()):
         t = int(bad.nonzero()[0, 0])
@@ -30,18 +54,50 @@ def check_jacobian(jacobian: torch.Tensor, n_tasks: int, name: str) -> torch.Ten
     return jacobian
 
 
-def gram(jacobian: torch.Tensor) -> torch.Tensor:
-    """Returns the [T, T] Gram matrix J J^T of the task gradients in float64 on the CPU.
+def compute_dtype(jacobian: torch.Tensor) -> torch.dtype:
+    """Returns the dtype the aggregation runs in: float32 for 16-bit floats, else the Jacobian's own."""
+    return jacobian.dtype if jacobian.dtype in (torch.float32, torch.float64) else torch.float32
 
-    The product runs in the Jacobian's dtype and device (the expensive part); the small solvers that follow
-    run in float64 so that their tolerances mean the same for every input scale.
+
+def gram(jacobian: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """Returns (G, s): G the [T, T] Gram matrix of J / s in float64 on the CPU, s a power of two (J J^T = s^2 G).
+
+    The product runs on the Jacobian's device in its compute dtype (the expensive part). s is 1 unless the
+    largest squared norm is beyond 2^+-40 (float32) or 2^+-300 (float64): then the product over- or underflowed
+    (or would lose small rows) and is formed again from J divided by the power of two nearest its largest
+    |entry|. Methods whose weights do not depend on the gradients' scale ignore s.
     """
-    return (jacobian @ jacobian.T).to(device="cpu", dtype=torch.float64)
+    work = jacobian.to(compute_dtype(jacobian))
+    g = work @ work.T
+    limit = _UNSCALED_EXPONENT[work.dtype]
+    top = float(g.diagonal().max())
+    if math.isfinite(top) and math.ldexp(1.0, -limit) <= top <= math.ldexp(1.0, limit):
+        return g.to(device="cpu", dtype=torch.float64), 1.0
+    peak = float(work.abs().max())
+    if peak == 0.0:  # a zero Jacobian: the Gram matrix is exactly zero
+        return torch.zeros(g.shape, dtype=torch.float64), 1.0
+    exponent = math.frexp(peak)[1]
+    work = work * math.ldexp(1.0, -exponent)
+    return (work @ work.T).to(device="cpu", dtype=torch.float64), math.ldexp(1.0, exponent)
 
 
-def combine(weights: torch.Tensor, jacobian: torch.Tensor) -> torch.Tensor:
-    """Returns sum_t weights[t] * jacobian[t] in the Jacobian's dtype and device."""
-    return weights.to(device=jacobian.device, dtype=jacobian.dtype) @ jacobian
+def combine(weights: torch.Tensor, jacobian: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+    """Returns sum_t weights[t] * jacobian[t] / scale, on the Jacobian's device in its compute dtype."""
+    work = jacobian.to(compute_dtype(jacobian))
+    if scale != 1.0:
+        work = work * (1.0 / scale)
+    return weights.to(device=work.device, dtype=work.dtype) @ work
+
+
+def finish(direction: torch.Tensor, dtype: torch.dtype, name: str) -> torch.Tensor:
+    """Returns the update in the Jacobian's dtype, or raises if it is not finite there (an overflow)."""
+    out = direction.to(dtype)
+    if not bool(torch.isfinite(out).all()):
+        raise MtlensError(
+            f"{name}: the aggregated update overflows {dtype}; scale the losses down or compute the per-task "
+            "gradients in float32"
+        )
+    return out
 
 
 class Aggregator(GradientAggregator):
@@ -50,38 +106,19 @@ class Aggregator(GradientAggregator):
     def aggregate(self, jacobian: torch.Tensor, losses: torch.Tensor | None = None) -> torch.Tensor:
         """Returns the update direction [P] for the per-task gradients [T, P] (sets `last_weights`)."""
         check_jacobian(jacobian, self.n_tasks, self.name)
-        if self.n_tasks == 1:
+        if losses is not None:
+            losses = losses.detach()
+            if losses.shape != (jacobian.shape[0],):
+                raise MtlensError(
+                    f"{self.name}: {jacobian.shape[0]} task gradients but losses of shape {tuple(losses.shape)}"
+                )
+        if jacobian.shape[0] == 1:
             self.last_weights = torch.ones(1)
             return jacobian[0].clone()
-        direction, weights = self._aggregate(jacobian, None if losses is None else losses.detach())
+        direction, weights = self._aggregate(jacobian, losses)
         self.last_weights = weights.detach().to(device="cpu", dtype=torch.float32)
-        return direction
+        return finish(direction, jacobian.dtype, self.name)
 
     @abstractmethod
     def _aggregate(self, jacobian: torch.Tensor, losses: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (the direction [P], the [T] task weights to report) for T >= 2 checked task gradients."""
-
-
-class Seeded:
-    """Mixin: a private `torch.Generator` seeded by `seed`, saved in `state_dict()` so runs resume exactly.
-
-    The generator lives on the CPU: the random choices concern T tasks, never P parameters.
-    """
-
-    def _init_rng(self, seed: int) -> None:
-        if not isinstance(seed, int) or isinstance(seed, bool):
-            raise MtlensError(f"{getattr(self, 'name', 'method')}: seed must be an int, got {seed!r}")
-        self.seed = seed
-        self.generator = torch.Generator(device="cpu")
-        self.generator.manual_seed(seed)
-
-    def state_dict(self) -> dict[str, Any]:
-        """Returns the method's state including the generator state."""
-        state = super().state_dict()  # type: ignore[misc]
-        state["rng_state"] = self.generator.get_state()
-        return state
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restores the state returned by `state_dict`, generator included."""
-        super().load_state_dict(state)  # type: ignore[misc]
-        self.generator.set_state(state["rng_state"])

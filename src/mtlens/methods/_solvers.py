@@ -15,8 +15,17 @@ from scipy.optimize import minimize
 from mtlens.errors import MtlensError
 
 
-def _fw_step(gram: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, float, float]:
-    """Returns (the next Frank-Wolfe point, the step gamma, the duality gap) by exact line search."""
+def check_gram(gram: np.ndarray, where: str) -> None:
+    """Raises MtlensError unless the Gram matrix is finite (the solvers' loops assume it is)."""
+    if not np.all(np.isfinite(gram)):
+        raise MtlensError(
+            f"{where}: the Gram matrix of the task gradients is not finite (the gradients overflow); "
+            "scale the losses down"
+        )
+
+
+def _fw_step(gram: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, float]:
+    """Returns (the next Frank-Wolfe point, the duality gap) by exact line search."""
     g_alpha = gram @ alpha
     t = int(np.argmin(g_alpha))
     a = float(alpha @ g_alpha)  # |d|^2 for d = sum alpha_i g_i
@@ -27,10 +36,10 @@ def _fw_step(gram: np.ndarray, alpha: np.ndarray) -> tuple[np.ndarray, float, fl
     gamma = 0.0 if denom <= 0.0 else min(max(gap / denom, 0.0), 1.0)
     step = -alpha * gamma
     step[t] += gamma
-    return alpha + step, gamma, gap
+    return alpha + step, gap
 
 
-def _affine_min_norm(gram: np.ndarray, support: list[int]) -> np.ndarray:
+def _affine_min_norm(gram: np.ndarray, support: list[int], where: str) -> np.ndarray:
     """Returns the weights (sum 1) of the minimum-norm point of the affine hull of the support's gradients."""
     k = len(support)
     kkt = np.zeros((k + 1, k + 1))
@@ -39,17 +48,24 @@ def _affine_min_norm(gram: np.ndarray, support: list[int]) -> np.ndarray:
     kkt[k, :k] = 1.0
     rhs = np.zeros(k + 1)
     rhs[k] = 1.0
-    sol, *_ = np.linalg.lstsq(kkt, rhs, rcond=None)
+    try:
+        sol, *_ = np.linalg.lstsq(kkt, rhs, rcond=None)
+    except np.linalg.LinAlgError as err:
+        raise MtlensError(f"{where}: the min-norm solver failed ({err}); check the task gradients") from err
+    if not np.all(np.isfinite(sol)):
+        raise MtlensError(f"{where}: the min-norm solver produced non-finite weights; check the task gradients")
     return sol[:k]
 
 
-def wolfe_min_norm(gram: np.ndarray, tol: float = 1e-12, max_iter: int = 1000) -> np.ndarray:
+def wolfe_min_norm(gram: np.ndarray, tol: float = 1e-12, max_iter: int = 1000, where: str = "mgda") -> np.ndarray:
     """Returns the exact minimum-norm simplex weights by Wolfe's (1976) min-norm-point algorithm on the Gram matrix.
 
     A corral S of gradients is grown by the vertex most opposed to the current point x while <x, g_j> < |x|^2,
     and the point is moved to the min-norm point of S's affine hull, dropping gradients whose weight would turn
-    negative; it ends in finitely many steps at the point whose KKT conditions hold.
+    negative; it ends in finitely many steps at the point whose KKT conditions hold. Both loops are bounded
+    (a minor cycle drops a gradient each turn, so it has at most |S| turns); running out raises MtlensError.
     """
+    check_gram(gram, where)
     n = gram.shape[0]
     scale = max(float(np.max(np.diag(gram))), 1e-300)
     first = int(np.argmin(np.diag(gram)))
@@ -59,11 +75,13 @@ def wolfe_min_norm(gram: np.ndarray, tol: float = 1e-12, max_iter: int = 1000) -
         norm_sq = float(lam @ x_dots[support])
         j = int(np.argmin(x_dots))
         if x_dots[j] >= norm_sq - tol * scale or j in support:
-            break
+            weights = np.zeros(n)
+            weights[support] = lam
+            return weights
         support.append(j)
         lam = np.append(lam, 0.0)
-        while True:  # minor cycle: move towards the affine min-norm point, staying in the simplex
-            alpha = _affine_min_norm(gram, support)
+        for _ in range(len(support) + 1):  # minor cycle: towards the affine min-norm point, inside the simplex
+            alpha = _affine_min_norm(gram, support, where)
             if np.all(alpha > 1e-15):
                 lam = alpha
                 break
@@ -73,12 +91,14 @@ def wolfe_min_norm(gram: np.ndarray, tol: float = 1e-12, max_iter: int = 1000) -
             keep = lam > 1e-15
             support = [s for s, k in zip(support, keep) if k]
             lam = lam[keep] / lam[keep].sum()
-    weights = np.zeros(n)
-    weights[support] = lam
-    return weights
+        else:
+            raise MtlensError(f"{where}: the min-norm solver's minor cycle did not end; check the task gradients")
+    raise MtlensError(f"{where}: the min-norm solver did not converge in {max_iter} steps; check the task gradients")
 
 
-def min_norm_weights(gram: np.ndarray, solver: str = "exact", max_iter: int = 250, tol: float = 1e-5) -> np.ndarray:
+def min_norm_weights(
+    gram: np.ndarray, solver: str = "exact", max_iter: int = 250, tol: float = 1e-5, where: str = "mgda"
+) -> np.ndarray:
     """Returns the simplex weights alpha minimising |sum_i alpha_i g_i|^2 for the Gram matrix G = [g_i . g_j].
 
     solver="exact": Wolfe's min-norm-point algorithm (finite, exact to rounding). solver="frank_wolfe": the
@@ -86,14 +106,19 @@ def min_norm_weights(gram: np.ndarray, solver: str = "exact", max_iter: int = 25
     after `max_iter` = 250 steps or when the weights move by less than `tol` = 1e-5 (their code's values);
     it converges as O(1/k) when the optimum lies on a face, so it can stop visibly short of the minimum.
     """
+    check_gram(gram, where)
     n = gram.shape[0]
-    if float(np.max(np.diag(gram))) <= 0.0:  # every gradient is zero: every convex combination is the minimum
+    peak = float(np.max(np.diag(gram)))
+    if peak <= 0.0:  # every gradient is zero: every convex combination is the minimum
         return np.full(n, 1.0 / n)
+    # The weights do not depend on the gradients' scale, the solvers' conditioning does: the KKT systems of
+    # Wolfe's algorithm mix G with ones, and at |g|^2 ~ 1e8 lstsq's cut-off dropped G's directions (zero weights).
+    gram = gram / peak
     if solver == "exact":
-        return wolfe_min_norm(gram)
+        return wolfe_min_norm(gram, where=where)
     alpha = np.full(n, 1.0 / n)
     for _ in range(max_iter):
-        new, _, gap = _fw_step(gram, alpha)
+        new, gap = _fw_step(gram, alpha)
         converged = gap <= 0.0 or np.abs(new - alpha).sum() < tol
         alpha = new
         if converged:
@@ -111,6 +136,7 @@ def nash_weights(
     iff no non-zero a >= 0 has G a = 0, i.e. iff the gradients have no zero convex combination; otherwise f is
     unbounded below, the iterates grow without bound, and the error says so. `where` names the step.
     """
+    check_gram(gram, where)
     n = gram.shape[0]
     a = np.asarray(init, dtype=np.float64).copy()
     if a.shape != (n,) or not np.all(np.isfinite(a)) or np.any(a <= 0.0):
@@ -141,6 +167,8 @@ def nash_weights(
         while f(a + t * step) > f0 - 0.25 * t * decrement and t > 1e-12:
             t *= 0.5
         a = a + t * step
+        if not np.all(np.isfinite(a)):
+            raise MtlensError(f"{where}: the bargaining solver produced non-finite weights; check the task gradients")
         if np.max(a) > 1e12:
             raise unbounded
     residual = float(np.linalg.norm(gram @ a - 1.0 / a))
@@ -158,6 +186,7 @@ def cagrad_weights(gram: np.ndarray, c: float, where: str = "cagrad") -> np.ndar
     absolute tolerance mean the same at every gradient scale (the authors' code solves it unscaled, where
     tiny gradients stop the solver at its starting point). `where` names the step in the error.
     """
+    check_gram(gram, where)
     n = gram.shape[0]
     g0_sq = float(gram.mean())
     a = gram / g0_sq

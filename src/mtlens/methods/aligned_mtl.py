@@ -16,14 +16,20 @@ import torch
 
 from mtlens.errors import MtlensError
 from mtlens.methods._common import Aggregator, combine, gram
+from mtlens.methods.options import Choice
 from mtlens.methods.registry import METHODS
 
 SCALE_MODES = ("min", "median", "rmse")
 
 
-def balance_matrix(g: torch.Tensor, scale_mode: str = "min") -> torch.Tensor:
+def balance_matrix(g: torch.Tensor, scale_mode: str = "min", where: str = "aligned_mtl") -> torch.Tensor:
     """Returns B [T, T] such that the rows of B J are orthogonal with equal norms (float64)."""
-    lam, vecs = torch.linalg.eigh(g)
+    try:
+        lam, vecs = torch.linalg.eigh(g)
+    except torch.linalg.LinAlgError as err:
+        raise MtlensError(
+            f"{where}: the eigendecomposition of the Gram matrix failed ({err}); check the task gradients"
+        ) from err
     tol = float(lam.max()) * g.shape[0] * torch.finfo(g.dtype).eps
     keep = lam > tol
     if not bool(keep.any()):
@@ -38,13 +44,25 @@ class AlignedMTL(Aggregator):
     """Sums the task gradients after aligning them to orthogonal directions of equal norm."""
 
     name = "aligned_mtl"
+    claims = frozenset({
+        "permutation_invariant", "scale_equivariant", "finite_on_zero", "finite_on_rank1", "levels_agree"
+    })
+    exemptions = {
+        "non_conflicting": (
+            "the aligned gradients are orthogonal, not aligned with every task (Senushkin et al. 2023 prove "
+            "convergence, not non-conflict)"
+        ),
+        "scale_invariant": "the aligned gradients have norm sigma_min(J), which scales with the gradients",
+    }
+    option_rules = {"scale_mode": Choice(SCALE_MODES)}
+    scale_mode: str
 
-    def __init__(self, n_tasks: int, level: str = "param", scale_mode: str = "min", batched: bool = True) -> None:
-        super().__init__(n_tasks, level, batched)
-        if scale_mode not in SCALE_MODES:
-            raise MtlensError(f"aligned_mtl: unknown scale_mode {scale_mode!r}; choose one of {', '.join(SCALE_MODES)}")
-        self.scale_mode = scale_mode
+    def __init__(
+        self, n_tasks: int | None = None, level: str = "param", scale_mode: str = "min", batched: bool = True
+    ) -> None:
+        super().__init__(n_tasks, level, batched, scale_mode=scale_mode)
 
     def _aggregate(self, jacobian, losses):  # type: ignore[no-untyped-def]
-        weights = balance_matrix(gram(jacobian), self.scale_mode).sum(dim=1)
+        g, _ = gram(jacobian)  # B is unchanged when G is scaled
+        weights = balance_matrix(g, self.scale_mode, where=f"aligned_mtl (step {self.step})").sum(dim=1)
         return combine(weights, jacobian), weights

@@ -1,61 +1,121 @@
-"""The method contract: one object per MTL optimisation method, called once per step from any loop.
+"""The method contract: one object per MTL optimisation method, and its whole life cycle.
 
-`method.backward(losses, shared_params, representation, task_params)` writes `.grad` of the parameters and
-returns the task weights it used (for logging). Loss-weighting methods implement `weights(losses)`; gradient
-methods implement `aggregate(jacobian, losses)` (T x P in, P out). Gradient methods run at two levels:
-"param" (per-task gradients w.r.t. the shared parameters) or "feature" (w.r.t. the shared representation,
-the fast surrogate of seed 004 §2.4, as in MGDA-UB); the aggregated feature gradient is then backpropagated
-once through the encoder.
+Every method has the same six calls; each has a no-op (or empty) default here, so a loop that makes all of
+them is right for every method, and the Trainer makes exactly these, nothing looked up by name:
+
+- ``method.to(device)`` -> the method. Moves the method's own tensors to the model's device ("auto" resolves
+  as `mtlens.device.resolve_device`); call it before building the optimiser (uncertainty, gradnorm, imtl_l,
+  imtl, famo have tensors to move).
+- ``method.parameters()`` -> list of tensors. The method's learnable tensors, for YOUR optimiser beside the
+  model's: ``torch.optim.Adam([*model.parameters(), *method.parameters()])`` (uncertainty: log-variances,
+  gradnorm: task weights, imtl_l and imtl: loss scales; empty for the others).
+- ``method.backward(losses, shared, z, task_params)`` -> the [T] task weights used (for logging). Once per
+  step, instead of ``loss.backward()``: writes ``.grad`` of the shared and task parameters (and of
+  ``parameters()``).
+- ``method.after_step(losses_after)``. Once per step, after ``optimizer.step()``: ``losses_after`` is a
+  callable returning the same batch's [T] losses with the moved parameters, called (under no_grad) only by
+  the methods that need them (famo: its logit update), so it costs the others nothing.
+- ``method.epoch_end()``. Once after each epoch (dwa: the epoch's average losses set its next weights).
+- ``method.state_dict()`` / ``method.load_state_dict(state)``. The method's state (step, learnable tensors,
+  generators, moving averages, optimiser moments), so a resumed run continues exactly.
+
+The per-step arguments: ``losses`` the [T] task losses (a tensor or a list of scalars), ``shared`` the shared
+(encoder) parameters, ``z`` the shared representation the losses were computed from (needed at level
+"feature"; at level "param" it lets the gradient methods chain the per-task gradients through it, which is
+faster), ``task_params`` the task-specific (head) parameters (needed by the gradient methods). A
+`MultiTaskModel` gives all of them: ``losses, z = model.step_losses(batch)``, ``model.shared_parameters()``,
+``model.task_parameters()``.
+
+Kinds: loss-weighting methods implement ``weights(losses)`` (and ``weighted_loss`` when the weights are
+learnable); gradient methods implement ``aggregate(jacobian, losses)`` ([T, P] in, [P] out). Gradient methods
+run at two levels: "param" (per-task gradients w.r.t. the shared parameters) or "feature" (w.r.t. the shared
+representation, the fast surrogate of seed 004 §2.4, as in MGDA-UB); the aggregated feature gradient is then
+backpropagated once through the encoder.
+
+Task count: ``n_tasks`` is fixed at construction where the method keeps per-task state (``per_task_state``:
+moving averages, learnable per-task tensors, per-pair targets); the other methods also accept
+``n_tasks=None`` and then take any number of tasks (of losses, of Jacobian rows) at every call. A given
+``n_tasks`` is always checked.
+
+Options are checked at construction against each class's ``option_rules`` (`mtlens.methods.options`);
+``check_method_options(name, n_tasks, level, options)`` applies the same checks without building anything.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
 
+from mtlens.device import resolve_device
 from mtlens.errors import MtlensError
-from mtlens.methods.gradients import task_jacobian, vjp_rows, write_grad
+from mtlens.methods.gradients import shared_jacobian, task_jacobian, write_grad
+from mtlens.methods.options import LEVELS, Flag, Integer, Rule, check_level, check_n_tasks, check_options, show
 
-LEVELS = ("param", "feature")
 
-
-def check_losses(losses: torch.Tensor | Sequence[torch.Tensor], n_tasks: int, name: str) -> torch.Tensor:
-    """Returns the losses stacked into a [T] tensor, or raises if their number, shape or devices are wrong."""
+def check_losses(losses: torch.Tensor | Sequence[torch.Tensor], n_tasks: int | None, name: str) -> torch.Tensor:
+    """Returns the losses stacked into a [T] tensor, or raises if their number, shape, dtype or devices are wrong."""
     if not isinstance(losses, torch.Tensor):
         losses = list(losses)
+        if not losses or not all(isinstance(l, torch.Tensor) for l in losses):
+            raise MtlensError(
+                f"{name}: expected the task losses as a [T] tensor or a list of scalar tensors, got {show(losses)}"
+            )
         devices = {l.device for l in losses}
         if len(devices) > 1:
-            raise MtlensError(f"{name}: the task losses are on different devices ({sorted(map(str, devices))}); move them to one")
+            where = sorted(map(str, devices))
+            raise MtlensError(f"{name}: the task losses are on different devices ({where}); move them to one")
         losses = torch.stack([l.reshape(()) for l in losses])
-    if losses.ndim != 1 or losses.shape[0] != n_tasks:
-        raise MtlensError(f"{name}: expected {n_tasks} task losses (a [T] tensor), got shape {tuple(losses.shape)}")
+    expected = "T" if n_tasks is None else str(n_tasks)
+    if losses.ndim != 1 or losses.shape[0] < 1 or (n_tasks is not None and losses.shape[0] != n_tasks):
+        raise MtlensError(
+            f"{name}: expected {expected} task losses (a [{expected}] tensor), got shape {tuple(losses.shape)}"
+        )
+    if not losses.dtype.is_floating_point:
+        raise MtlensError(f"{name}: the task losses must be floating point, got {losses.dtype}")
     return losses
 
 
 class Method(ABC):
-    """Base of every MTL method. Subclasses set `name` and implement `_backward`."""
+    """Base of every MTL method: the life cycle of the module docstring. Subclasses set `name`, implement
+    `_backward` (or `weights` / `aggregate` through the two kinds below) and override the hooks they use."""
 
     name: ClassVar[str] = ""
     #: True when the method needs per-task gradients.
     uses_gradients: ClassVar[bool] = False
     #: Levels at which the method is defined; a method that needs parameter gradients by definition says so.
     levels: ClassVar[tuple[str, ...]] = LEVELS
+    #: True when the method keeps per-task state, so n_tasks is fixed at construction.
+    per_task_state: ClassVar[bool] = False
+    #: The options of `__init__` (beyond n_tasks and level) and what each accepts; base classes' are inherited.
+    option_rules: ClassVar[Mapping[str, Rule]] = {}
+    #: Names of attributes that make up the method's state (tensors, numbers, tuples).
+    state_keys: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, n_tasks: int, level: str = "param") -> None:
-        if n_tasks < 1:
-            raise MtlensError(f"{self.name}: n_tasks must be >= 1, got {n_tasks}")
-        if level not in LEVELS:
-            raise MtlensError(f"{self.name}: unknown level {level!r}; choose 'param' or 'feature'")
-        if level not in self.levels:
-            raise MtlensError(f"{self.name} is defined on parameter gradients only; use level='param'")
-        self.n_tasks = n_tasks
-        self.level = level
+    def __init__(self, n_tasks: int | None = None, level: str = "param", **options: Any) -> None:
+        self.n_tasks = check_n_tasks(n_tasks, self.name, self.per_task_state)
+        self.level = check_level(level, self.name, self.levels)
+        #: The checked options, also set as attributes of the same names.
+        self.options = check_options(type(self), options, self.n_tasks)
+        for key, value in self.options.items():
+            setattr(self, key, value)
         self.step = 0
 
-    # ------------------------------------------------------------------ the one-line call
+    # ------------------------------------------------------------------ the life cycle
+    def to(self, device: str | torch.device) -> "Method":
+        """Moves the method's tensors to `device` ("auto": CUDA when present, else CPU); returns self."""
+        self._move(resolve_device(device))
+        return self
+
+    def _move(self, device: torch.device) -> None:
+        """Moves the method's own tensors to `device` (nothing by default: state that stays on the CPU)."""
+
+    def parameters(self) -> list[torch.Tensor]:
+        """Returns the method's own learnable tensors for the optimiser (none by default)."""
+        return []
+
     def backward(
         self,
         losses: torch.Tensor | Sequence[torch.Tensor],
@@ -68,7 +128,9 @@ class Method(ABC):
         shared = [p for p in shared_params if p.requires_grad]
         tasks = None if task_params is None else [p for p in task_params if p.requires_grad]
         if self.uses_gradients and self.level == "feature" and representation is None:
-            raise MtlensError(f"{self.name}: level='feature' needs the shared representation tensor; pass representation=z")
+            raise MtlensError(
+                f"{self.name}: level='feature' needs the shared representation tensor; pass representation=z"
+            )
         weights = self._backward(losses, shared, representation, tasks)
         self.step += 1
         return weights.detach()
@@ -83,14 +145,16 @@ class Method(ABC):
     ) -> torch.Tensor:
         """Writes the gradients; returns the task weights."""
 
-    def parameters(self) -> list[torch.Tensor]:
-        """Returns the method's own learnable parameters (e.g. uncertainty log-variances) for the optimiser."""
-        return []
+    def after_step(self, losses_after: Callable[[], torch.Tensor]) -> None:
+        """Runs after `optimizer.step()`; `losses_after()` gives the same batch's losses with the new parameters.
+
+        Nothing by default (the callable is not called, so it costs nothing); FAMO updates its logits.
+        """
+
+    def epoch_end(self) -> None:
+        """Runs after the last step of each epoch; nothing by default (DWA closes its epoch average)."""
 
     # ------------------------------------------------------------------ state, like torch.optim
-    #: Names of attributes that make up the method's state (tensors, numbers, lists).
-    state_keys: ClassVar[tuple[str, ...]] = ()
-
     def state_dict(self) -> dict[str, Any]:
         """Returns the method's state (step and `state_keys`), so runs resume exactly."""
         state = {"step": self.step}
@@ -112,7 +176,8 @@ class Method(ABC):
                 setattr(self, key, value)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(n_tasks={self.n_tasks}, level={self.level!r})"
+        opts = "".join(f", {k}={v!r}" for k, v in self.options.items())
+        return f"{type(self).__name__}(n_tasks={self.n_tasks}, level={self.level!r}{opts})"
 
 
 class LossWeighting(Method):
@@ -133,20 +198,37 @@ class LossWeighting(Method):
         return w
 
 
+#: The properties of an aggregation A (TorchJD's standard), each claimed or exempted by every gradient method.
+PROPERTIES: Mapping[str, str] = {
+    "permutation_invariant": "permuting the tasks (rows of J) leaves A(J) unchanged",
+    "non_conflicting": "<g_t, A(J)> >= 0 for every task gradient g_t",
+    "scale_equivariant": "A(a J) = a A(J) for every a > 0",
+    "scale_invariant": "A(a J) = A(J) for every a > 0",
+    "finite_on_zero": "a zero Jacobian gives a finite update",
+    "finite_on_rank1": "a rank-1 Jacobian (gradients along one direction, either sign) gives a finite update",
+    "levels_agree": "level 'param' and level 'feature' give the same update when the encoder is the identity",
+}
+
+
 class GradientAggregator(Method):
-    """A method that combines the per-task gradients [T, P] into one update direction [P]."""
+    """A method that combines the per-task gradients [T, P] into one update direction [P].
+
+    `claims` names the `PROPERTIES` the method has; `exemptions` gives, for each of the others, the reason.
+    """
 
     uses_gradients = True
+    option_rules = {"batched": Flag()}
+    claims: ClassVar[frozenset[str]] = frozenset()
+    exemptions: ClassVar[Mapping[str, str]] = {}
 
-    def __init__(self, n_tasks: int, level: str = "param", batched: bool = True) -> None:
-        super().__init__(n_tasks, level)
-        #: True (default): the T rows of a Jacobian come from one vmap'd backward (autograd's is_grads_batched),
-        #: falling back to a loop where an op has no batching rule; False: T backward passes. On 2 CPU cores
-        #: the loop is ~8% faster for the encoder rows (PCGrad, conv encoder, 10 tasks, batch 64: 0.44 s vs
-        #: 0.48 s per step, both ~6x equal weighting); on a GPU the batched pass is the one to have.
-        self.batched = batched
+    def __init__(self, n_tasks: int | None = None, level: str = "param", batched: bool = True, **options: Any) -> None:
+        #: batched=True (default): the T rows of a Jacobian come from one vmap'd backward (autograd's
+        #: is_grads_batched), falling back to a loop where an op has no batching rule; False: T backward passes.
+        #: On 2 CPU cores the loop is ~8% faster for the encoder rows (PCGrad, conv encoder, 10 tasks, batch 64:
+        #: 0.44 s vs 0.48 s per step, both ~6x equal weighting); on a GPU the batched pass is the one to have.
+        super().__init__(n_tasks, level, batched=batched, **options)
         #: The weights of the last step: the combination coefficients where the method has them.
-        self.last_weights = torch.ones(n_tasks)
+        self.last_weights = torch.ones(n_tasks or 0)
 
     @abstractmethod
     def aggregate(self, jacobian: torch.Tensor, losses: torch.Tensor | None = None) -> torch.Tensor:
@@ -164,14 +246,30 @@ class GradientAggregator(Method):
             jac_z = task_jacobian(losses, [representation], batched=self.batched)
             direction = self.aggregate(jac_z, losses.detach())
             torch.autograd.backward(representation, direction.view_as(representation), inputs=shared)
-        elif representation is not None:
-            # Chain through the representation: T cheap VJPs through the heads, then T batched VJPs
-            # through the encoder (the bound of one forward plus T backward passes).
-            jac_z = task_jacobian(losses, [representation], batched=self.batched)
-            cot = jac_z.view(self.n_tasks, *representation.shape)
-            jac = vjp_rows(representation, shared, cot, batched=self.batched)
-            write_grad(shared, self.aggregate(jac, losses.detach()))
         else:
-            jac = task_jacobian(losses, shared, batched=self.batched)
+            jac = shared_jacobian(losses, shared, representation, batched=self.batched)
             write_grad(shared, self.aggregate(jac, losses.detach()))
         return self.last_weights
+
+
+class Seeded:
+    """Mixin: a private `torch.Generator` seeded by the `seed` option, saved in `state_dict()` so runs resume
+    exactly. The generator lives on the CPU: the random choices concern T tasks, never P parameters."""
+
+    option_rules = {"seed": Integer(0)}
+    seed: int
+
+    def _init_rng(self) -> None:
+        self.generator = torch.Generator(device="cpu")
+        self.generator.manual_seed(self.seed)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Returns the method's state including the generator state."""
+        state = super().state_dict()  # type: ignore[misc]
+        state["rng_state"] = self.generator.get_state()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restores the state returned by `state_dict`, generator included."""
+        super().load_state_dict(state)  # type: ignore[misc]
+        self.generator.set_state(state["rng_state"])

@@ -19,9 +19,9 @@ import math
 
 import torch
 
-from mtlens.errors import MtlensError
 from mtlens.methods._common import Aggregator, combine, gram
 from mtlens.methods._solvers import cagrad_weights
+from mtlens.methods.options import Choice, Real
 from mtlens.methods.registry import METHODS
 
 
@@ -30,21 +30,28 @@ class CAGrad(Aggregator):
     """Moves from the mean gradient towards the direction that best helps the worst task."""
 
     name = "cagrad"
+    claims = frozenset({
+        "permutation_invariant", "scale_equivariant", "finite_on_zero", "finite_on_rank1", "levels_agree"
+    })
+    exemptions = {
+        "non_conflicting": (
+            "only for c >= 1 (TorchJD 0.18 tests it there); the default c = 0.4 trades it for the mean gradient's"
+            " progress"
+        ),
+        "scale_invariant": "the update is the mean gradient plus a correction, both scale with the gradients",
+    }
+    option_rules = {"c": Real(0.0), "rescale": Choice((0, 1, 2))}
+    c: float
+    rescale: int
 
     def __init__(
-        self, n_tasks: int, level: str = "param", c: float = 0.4, rescale: int = 1, batched: bool = True
+        self, n_tasks: int | None = None, level: str = "param", c: float = 0.4, rescale: int = 1, batched: bool = True
     ) -> None:
-        super().__init__(n_tasks, level, batched)
-        if not c >= 0:
-            raise MtlensError(f"cagrad: c must be >= 0, got {c}")
-        if rescale not in (0, 1, 2):
-            raise MtlensError(f"cagrad: rescale must be 0, 1 or 2 (the authors' options), got {rescale}")
-        self.c = float(c)
-        self.rescale = rescale
+        super().__init__(n_tasks, level, batched, c=c, rescale=rescale)
 
     def _aggregate(self, jacobian, losses):  # type: ignore[no-untyped-def]
-        n = self.n_tasks
-        g = gram(jacobian)
+        n = jacobian.shape[0]
+        g, _ = gram(jacobian)  # the weights do not depend on the gradients' scale
         g0_sq = float(g.mean())
         weights = torch.full((n,), 1.0 / n, dtype=torch.float64)
         if self.c > 0 and g0_sq > 0:

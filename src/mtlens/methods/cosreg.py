@@ -18,6 +18,7 @@ import torch
 
 from mtlens.errors import MtlensError
 from mtlens.methods.base import Method
+from mtlens.methods.options import Real
 from mtlens.methods.registry import METHODS
 
 
@@ -37,21 +38,20 @@ class CosReg(Method):
 
     name = "cosreg"
     levels = ("param",)
+    option_rules = {"weight": Real(0.0)}
+    weight: float
 
-    def __init__(self, n_tasks: int, level: str = "param", weight: float = 1.0) -> None:
-        super().__init__(n_tasks, level)
-        if not weight >= 0:
-            raise MtlensError(f"cosreg: weight (lambda) must be >= 0, got {weight}")
-        self.weight = float(weight)
+    def __init__(self, n_tasks: int | None = None, level: str = "param", weight: float = 1.0) -> None:
+        super().__init__(n_tasks, level, weight=weight)
         self.last_penalty = 0.0
 
     def _backward(self, losses, shared, representation, task_params):  # type: ignore[no-untyped-def]
         if not shared:
             raise MtlensError("cosreg: no shared parameters require grad; pass model.shared_parameters()")
         total = losses.sum()
-        if self.n_tasks > 1 and self.weight > 0:
+        if len(losses) > 1 and self.weight > 0:
             grads = []
-            for t in range(self.n_tasks):
+            for t in range(len(losses)):
                 parts = torch.autograd.grad(losses[t], shared, retain_graph=True, create_graph=True, allow_unused=True)
                 grads.append(torch.cat([(torch.zeros_like(p) if g is None else g).reshape(-1) for g, p in zip(parts, shared)]))
             bad = [t for t, g in enumerate(grads) if not bool(torch.isfinite(g).all())]
@@ -61,4 +61,4 @@ class CosReg(Method):
             self.last_penalty = float(penalty.detach())
             total = total + self.weight * penalty
         total.backward()
-        return torch.ones(self.n_tasks)
+        return torch.ones(len(losses))

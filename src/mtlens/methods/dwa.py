@@ -7,8 +7,9 @@ with L_k(t) the average training loss of task k over epoch t, temperature T = 2 
 w_k = 1 for the first two epochs, i.e. every weight is 1 in epochs 0 and 1.
 
 Epochs: the method averages the losses it sees in `weighted_loss` (once per step) and closes an epoch when
-`epoch_end()` is called; the Trainer calls it after the last step of each epoch. This is how the official
-MTAN code and LibMTL 1.1.5 (`weighting/DWA.py`, `train_loss_buffer`) delimit epochs: same weights.
+`epoch_end()` is called, after the last step of each epoch (the life cycle of `mtlens.methods.base`, which
+the Trainer follows). This is how the official MTAN code and LibMTL 1.1.5 (`weighting/DWA.py`,
+`train_loss_buffer`) delimit epochs: same weights.
 
 Zero losses: where L_k(t-2) is exactly 0 the rate is undefined; we set w_k = 1 (no change measured).
 """
@@ -19,6 +20,7 @@ import torch
 
 from mtlens.errors import MtlensError
 from mtlens.methods.base import LossWeighting
+from mtlens.methods.options import Real
 from mtlens.methods.registry import METHODS
 from mtlens.methods.weighting_common import require_finite
 
@@ -28,16 +30,16 @@ class DWA(LossWeighting):
     """Weights K softmax(r / T) of the last two epochs' loss ratios r; ones for the first two epochs."""
 
     name = "dwa"
+    per_task_state = True
     state_keys = ("history", "epoch_sum", "epoch_steps")
+    option_rules = {"temperature": Real(0.0, low_open=True)}
+    temperature: float
 
-    def __init__(self, n_tasks: int, level: str = "param", temperature: float = 2.0) -> None:
-        super().__init__(n_tasks, level)
-        if not temperature > 0:
-            raise MtlensError(f"dwa: temperature must be > 0, got {temperature}")
-        self.temperature = float(temperature)
+    def __init__(self, n_tasks: int | None = None, level: str = "param", temperature: float = 2.0) -> None:
+        super().__init__(n_tasks, level, temperature=temperature)
         #: Epoch-averaged losses of the finished epochs, oldest first (immutable, so saved states stay put).
         self.history: tuple[tuple[float, ...], ...] = ()
-        self.epoch_sum = torch.zeros(n_tasks, dtype=torch.float64)
+        self.epoch_sum = torch.zeros(self.n_tasks, dtype=torch.float64)  # type: ignore[arg-type]
         self.epoch_steps = 0
 
     @property

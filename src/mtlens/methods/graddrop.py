@@ -23,8 +23,26 @@ from collections.abc import Sequence
 import torch
 
 from mtlens.errors import MtlensError
-from mtlens.methods._common import Aggregator, Seeded, check_jacobian
+from mtlens.methods.base import Seeded
+from mtlens.methods._common import Aggregator, check_jacobian, compute_dtype
+from mtlens.methods.options import PerTask
 from mtlens.methods.registry import METHODS
+
+
+def kept_fraction(kept: torch.Tensor, jacobian: torch.Tensor) -> torch.Tensor:
+    """Returns <kept_t, g_t> / |g_t|^2 per task (0 for a zero g_t) in float64.
+
+    Formed directly, unless a square over- or underflowed (or a row is zero): then both are first divided by
+    max |g_t|, the same ratio at any scale.
+    """
+    sq, dot = (jacobian * jacobian).sum(dim=1), (kept * jacobian).sum(dim=1)
+    if bool(torch.isfinite(sq).all() & torch.isfinite(dot).all() & (sq > 0).all()):
+        return (dot / sq).to(torch.float64)
+    peak = jacobian.abs().amax(dim=1, keepdim=True)
+    peak = torch.where(peak > 0, peak, torch.ones_like(peak))
+    unit, kept_unit = jacobian / peak, kept / peak
+    sq = (unit * unit).sum(dim=1)
+    return torch.where(sq > 0, (kept_unit * unit).sum(dim=1) / torch.where(sq > 0, sq, 1.0), 0.0).to(torch.float64)
 
 
 @METHODS.register("graddrop", aliases=("grad_drop", "gradient_sign_dropout"))
@@ -32,23 +50,29 @@ class GradDrop(Seeded, Aggregator):
     """Keeps, per coordinate, only the gradients of one randomly chosen sign (chosen by sign purity)."""
 
     name = "graddrop"
+    claims = frozenset({"permutation_invariant", "scale_equivariant", "finite_on_zero", "finite_on_rank1"})
+    exemptions = {
+        "non_conflicting": "the sign masks drop coordinates independently of the other tasks' inner products",
+        "scale_invariant": "the update is the sum of the kept gradients: it scales with them",
+        "levels_agree": (
+            "level 'feature' is the paper's rule (purity from the batch-summed, sign-corrected representation "
+            "gradients), level 'param' masks every coordinate"
+        ),
+    }
+    option_rules = {"leak": PerTask(0.0, 1.0, scalar=True)}
+    #: One leak for every task (a float), or one per task (a float64 tensor [n_tasks]; then n_tasks is fixed).
+    leak: float | torch.Tensor
 
     def __init__(
         self,
-        n_tasks: int,
+        n_tasks: int | None = None,
         level: str = "param",
         leak: float | Sequence[float] = 0.0,
         seed: int = 0,
         batched: bool = True,
     ) -> None:
-        super().__init__(n_tasks, level, batched)
-        leak_t = torch.as_tensor(leak, dtype=torch.float64)
-        if leak_t.ndim == 0:
-            leak_t = leak_t.expand(n_tasks).clone()
-        if leak_t.shape != (n_tasks,) or bool(((leak_t < 0) | (leak_t > 1)).any()):
-            raise MtlensError(f"graddrop: leak must be a number or {n_tasks} numbers in [0, 1], got {leak}")
-        self.leak = leak_t
-        self._init_rng(seed)
+        super().__init__(n_tasks, level, batched, leak=leak, seed=seed)
+        self._init_rng()
         self._activation: torch.Tensor | None = None
         self._batch_activation: torch.Tensor | None = None
 
@@ -82,7 +106,8 @@ class GradDrop(Seeded, Aggregator):
         act = self._activation
         if act is None:
             act = self._batch_activation
-        n = self.n_tasks
+        n = jacobian.shape[0]
+        jacobian = jacobian.to(compute_dtype(jacobian))  # 16-bit sums over tasks overflow
         if act is not None:
             per_sample = jacobian.view(n, act.shape[0], -1)
             signed = (per_sample * act.reshape(1, act.shape[0], -1).sign().to(jacobian.dtype)).sum(dim=1)
@@ -94,10 +119,8 @@ class GradDrop(Seeded, Aggregator):
         purity = torch.where(abs_total > 0, 0.5 * (1 + total / abs_total.clamp_min(1e-300)), 0.5)
         u = torch.rand(purity.shape, generator=self.generator, dtype=purity.dtype).to(purity.device)
         keep = ((purity > u) & (signed > 0)) | ((purity < u) & (signed < 0))  # [T, features]
-        leak = self.leak.to(device=jacobian.device, dtype=jacobian.dtype).view(n, 1)
+        leak = torch.as_tensor(self.leak, dtype=jacobian.dtype).to(jacobian.device).expand(n).reshape(n, 1)
         factor = leak + (1 - leak) * keep.to(jacobian.dtype)  # [T, features]
         kept = per_sample * factor.unsqueeze(1)  # broadcast over the batch
         kept = kept.reshape(n, -1)
-        sq = (jacobian * jacobian).sum(dim=1)
-        weights = torch.where(sq > 0, (kept * jacobian).sum(dim=1) / sq.clamp_min(1e-300), torch.zeros_like(sq))
-        return kept.sum(dim=0), weights.to(torch.float64)
+        return kept.sum(dim=0), kept_fraction(kept, jacobian)

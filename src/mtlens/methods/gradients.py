@@ -1,4 +1,8 @@
-"""Per-task gradients in one batched backward pass (vmap over the VJP), with a looped fallback."""
+"""Per-task gradients in one batched backward pass (vmap over the VJP), with a looped fallback.
+
+`shared_jacobian` is the one place that chains the per-task gradients through the shared representation;
+the gradient methods and the challenge measures (`mtlens.measures.challenge_callback`) both call it.
+"""
 
 from __future__ import annotations
 
@@ -16,17 +20,13 @@ def _flat(grads: Sequence[torch.Tensor | None], inputs: Sequence[torch.Tensor], 
 
 
 def vjp_rows(
-    outputs: torch.Tensor,
-    inputs: Sequence[torch.Tensor],
-    cotangents: torch.Tensor,
-    *,
-    retain_graph: bool = True,
-    batched: bool = True,
+    outputs: torch.Tensor, inputs: Sequence[torch.Tensor], cotangents: torch.Tensor, *, batched: bool = True
 ) -> torch.Tensor:
     """Returns [R, P]: row r is the gradient of <outputs, cotangents[r]> w.r.t. the inputs, flattened.
 
     One batched backward (autograd's `is_grads_batched`, i.e. vmap over the VJP) when the graph allows it;
-    otherwise (an op without a batching rule) one backward per row.
+    otherwise (an op without a batching rule) one backward per row. The graph is kept: every caller
+    backpropagates through it again (the aggregated update, the heads' own gradients).
     """
     inputs = list(inputs)
     rows = cotangents.shape[0]
@@ -41,19 +41,38 @@ def vjp_rows(
             return _flat(grads, inputs, rows)
     per_row = []
     for r in range(rows):
-        g = torch.autograd.grad(
-            outputs, inputs, grad_outputs=cotangents[r], retain_graph=retain_graph or r < rows - 1, allow_unused=True
-        )
+        g = torch.autograd.grad(outputs, inputs, grad_outputs=cotangents[r], retain_graph=True, allow_unused=True)
         per_row.append(_flat([None if x is None else x.unsqueeze(0) for x in g], inputs, 1))
     return torch.cat(per_row, dim=0)
 
 
-def task_jacobian(
-    losses: torch.Tensor, inputs: Sequence[torch.Tensor], *, retain_graph: bool = True, batched: bool = True
-) -> torch.Tensor:
+def task_jacobian(losses: torch.Tensor, inputs: Sequence[torch.Tensor], *, batched: bool = True) -> torch.Tensor:
     """Returns the Jacobian [T, P] of the T task losses w.r.t. the inputs, flattened and concatenated."""
     eye = torch.eye(losses.shape[0], dtype=losses.dtype, device=losses.device)
-    return vjp_rows(losses, inputs, eye, retain_graph=retain_graph, batched=batched)
+    return vjp_rows(losses, inputs, eye, batched=batched)
+
+
+def shared_jacobian(
+    losses: torch.Tensor,
+    shared: Sequence[torch.Tensor],
+    representation: torch.Tensor | None = None,
+    *,
+    jac_z: torch.Tensor | None = None,
+    batched: bool = True,
+) -> torch.Tensor:
+    """Returns the Jacobian [T, P] of the T task losses w.r.t. the shared parameters, flattened.
+
+    Given the representation z the losses were computed from, the rows are chained through it: T VJPs through
+    the heads (dL/dz, or `jac_z` when the caller already has it), then T batched VJPs through the encoder,
+    the cost of one forward plus T backward passes. This assumes every path from the shared parameters to the
+    losses passes through z (the Model contract). Without z the rows come from the losses directly.
+    """
+    if representation is None:
+        return task_jacobian(losses, shared, batched=batched)
+    if jac_z is None:
+        jac_z = task_jacobian(losses, [representation], batched=batched)
+    cotangents = jac_z.view(losses.shape[0], *representation.shape)
+    return vjp_rows(representation, shared, cotangents, batched=batched)
 
 
 def write_grad(params: Sequence[torch.Tensor], flat: torch.Tensor) -> None:

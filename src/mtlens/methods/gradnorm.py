@@ -30,6 +30,7 @@ import torch
 
 from mtlens.errors import MtlensError
 from mtlens.methods.gradients import task_jacobian
+from mtlens.methods.options import PerTask, Real
 from mtlens.methods.registry import METHODS
 from mtlens.methods.weighting_common import LearnableWeighting, require_finite
 
@@ -53,35 +54,32 @@ class GradNorm(LearnableWeighting):
     name = "gradnorm"
     uses_gradients = True
     state_keys = ("loss_weights", "initial_losses")
+    option_rules = {"alpha": Real(0.0), "initial_losses": PerTask(0.0, low_open=True, optional=True)}
+    alpha: float
 
     def __init__(
         self,
-        n_tasks: int,
+        n_tasks: int | None = None,
         level: str = "param",
         alpha: float = 1.5,
         initial_losses: torch.Tensor | None = None,
         device: str | torch.device = "cpu",
     ) -> None:
-        super().__init__(n_tasks, level, device)
-        self.alpha = float(alpha)
-        self.loss_weights = self._learnable(torch.ones(n_tasks))
-        #: L_t(0); taken from the first step unless given.
-        self.initial_losses = torch.zeros(n_tasks)
-        if initial_losses is not None:
-            init = torch.as_tensor(initial_losses, dtype=torch.float32).reshape(-1)
-            self._check_initial(init)
-            self.initial_losses = init.clone()
+        super().__init__(n_tasks, level, alpha=alpha, initial_losses=initial_losses, device=device)
+        n_tasks = self.n_tasks
+        self.loss_weights = self._learnable(torch.ones(n_tasks))  # type: ignore[arg-type]
+        #: L_t(0); taken from the first step unless given (checked positive by the option rule).
+        given = self.options["initial_losses"]
+        self.initial_losses = torch.zeros(n_tasks) if given is None else given.float()  # type: ignore[arg-type]
         #: The relative inverse training rates r_t and the norms G_t of the last step (for logging).
-        self.last_rates = torch.ones(n_tasks)
-        self.last_norms = torch.zeros(n_tasks)
+        self.last_rates = torch.ones(n_tasks)  # type: ignore[arg-type]
+        self.last_norms = torch.zeros(n_tasks)  # type: ignore[arg-type]
 
     def parameters(self) -> list[torch.Tensor]:
         """Returns [w], the learnable task weights."""
         return [self.loss_weights]
 
     def _check_initial(self, init: torch.Tensor) -> None:
-        if init.shape != (self.n_tasks,):
-            raise MtlensError(f"gradnorm: initial_losses must have {self.n_tasks} entries, got {tuple(init.shape)}")
         bad = (~torch.isfinite(init)) | (init <= 0)
         if bool(bad.any()):
             t = int(bad.nonzero()[0, 0])

@@ -22,8 +22,9 @@ import math
 
 import torch
 
-from mtlens.errors import MtlensError
-from mtlens.methods._common import Aggregator, Seeded, combine, gram
+from mtlens.methods.base import Seeded
+from mtlens.methods._common import Aggregator, combine, gram
+from mtlens.methods.options import Real
 from mtlens.methods.registry import METHODS
 
 
@@ -32,22 +33,30 @@ class GradVac(Seeded, Aggregator):
     """Raises each pair's gradient cosine to its EMA target; sums the modified gradients."""
 
     name = "gradvac"
+    claims = frozenset({"scale_equivariant", "finite_on_zero", "finite_on_rank1", "levels_agree"})
+    exemptions = {
+        "permutation_invariant": (
+            "the visiting order is drawn at random per row position and the targets are kept per task pair"
+        ),
+        "non_conflicting": "it raises cosines towards EMA targets, which can stay negative",
+        "scale_invariant": "the update is the sum of the corrected gradients: it scales with them",
+    }
+    per_task_state = True
     state_keys = ("targets",)
+    option_rules = {"beta": Real(0.0, 1.0)}
+    beta: float
 
     def __init__(
-        self, n_tasks: int, level: str = "param", beta: float = 0.5, seed: int = 0, batched: bool = True
+        self, n_tasks: int | None = None, level: str = "param", beta: float = 0.5, seed: int = 0, batched: bool = True
     ) -> None:
-        super().__init__(n_tasks, level, batched)
-        if not 0.0 <= beta <= 1.0:
-            raise MtlensError(f"gradvac: beta must be in [0, 1], got {beta}")
-        self.beta = beta
-        self._init_rng(seed)
+        super().__init__(n_tasks, level, batched, beta=beta, seed=seed)
+        self._init_rng()
         #: phi_hat[i, j], the EMA target cosine of the pair (float64, CPU).
-        self.targets = torch.zeros(n_tasks, n_tasks, dtype=torch.float64)
+        self.targets = torch.zeros(self.n_tasks, self.n_tasks, dtype=torch.float64)  # type: ignore[arg-type]
 
     def _aggregate(self, jacobian, losses):  # type: ignore[no-untyped-def]
-        n = self.n_tasks
-        g = gram(jacobian).tolist()
+        n = jacobian.shape[0]
+        g = gram(jacobian)[0].tolist()  # cosines and norm ratios do not depend on the scale
         phi_hat = self.targets.tolist()
         coeff = [[1.0 if k == i else 0.0 for k in range(n)] for i in range(n)]
         for i in range(n):

@@ -20,14 +20,21 @@ from typing import Any
 
 import torch
 
+from mtlens.errors import MtlensError
 from mtlens.methods._common import Aggregator, combine, gram
+from mtlens.methods.options import Device
 from mtlens.methods.registry import METHODS
 
 
-def imtl_g_weights(g: torch.Tensor) -> torch.Tensor:
+def imtl_g_weights(g: torch.Tensor, where: str = "imtl_g") -> torch.Tensor:
     """Returns alpha [T] (sum 1) giving equal projections onto the task gradients' unit vectors, or zeros."""
     norms = g.diagonal().clamp_min(0).sqrt()
-    v = torch.linalg.pinv(g, hermitian=True) @ norms
+    try:
+        v = torch.linalg.pinv(g, hermitian=True) @ norms
+    except torch.linalg.LinAlgError as err:
+        raise MtlensError(
+            f"{where}: the pseudo-inverse of the Gram matrix failed ({err}); check the task gradients"
+        ) from err
     total = float(v.sum())
     if abs(total) <= 1e-12 * max(float(v.abs().sum()), 1e-300):
         return torch.zeros_like(v)
@@ -39,9 +46,18 @@ class IMTLG(Aggregator):
     """Combines the task gradients so the update projects equally onto each of them."""
 
     name = "imtl_g"
+    claims = frozenset({
+        "permutation_invariant", "scale_equivariant", "finite_on_zero", "finite_on_rank1", "levels_agree"
+    })
+    exemptions = {
+        "non_conflicting": (
+            "the weights may be negative (Liu et al. 2021), so the equal projections can all be negative"
+        ),
+        "scale_invariant": "the weights sum to 1: the update scales with the gradients",
+    }
 
     def _aggregate(self, jacobian, losses):  # type: ignore[no-untyped-def]
-        weights = imtl_g_weights(gram(jacobian))
+        weights = imtl_g_weights(gram(jacobian)[0], where=f"{self.name} (step {self.step})")  # scale-free weights
         return combine(weights, jacobian), weights
 
 
@@ -50,16 +66,25 @@ class IMTL(IMTLG):
     """IMTL-L loss scales for the heads and the scales, IMTL-G for the shared parameters."""
 
     name = "imtl"
+    per_task_state = True
+    option_rules = {"device": Device()}
+    device: torch.device
 
-    def __init__(self, n_tasks: int, level: str = "param", device: str | torch.device = "cpu", batched: bool = True) -> None:
-        super().__init__(n_tasks, level, batched)
+    def __init__(
+        self, n_tasks: int | None = None, level: str = "param", device: str | torch.device = "cpu", batched: bool = True
+    ) -> None:
+        super().__init__(n_tasks, level, batched, device=device)
         from mtlens.methods.imtl_l import IMTLL  # the loss-scaling half lives with the loss weightings
 
-        self.loss_scale = IMTLL(n_tasks, device=device)
+        self.loss_scale = IMTLL(n_tasks, device=self.device)
 
     def parameters(self) -> list[torch.Tensor]:
         """Returns [s], IMTL-L's learnable log scales."""
         return self.loss_scale.parameters()
+
+    def _move(self, device: torch.device) -> None:
+        self.device = device
+        self.loss_scale.to(device)
 
     def _backward(self, losses, shared, representation, task_params):  # type: ignore[no-untyped-def]
         scaled = self.loss_scale.scaled_losses(losses)

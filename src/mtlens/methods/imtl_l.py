@@ -25,10 +25,10 @@ class IMTLL(LearnableWeighting):
     name = "imtl_l"
     state_keys = ("log_scale",)
 
-    def __init__(self, n_tasks: int, level: str = "param", device: str | torch.device = "cpu") -> None:
-        super().__init__(n_tasks, level, device)
+    def __init__(self, n_tasks: int | None = None, level: str = "param", device: str | torch.device = "cpu") -> None:
+        super().__init__(n_tasks, level, device=device)
         #: s_t, the log of each task's loss scale.
-        self.log_scale = self._learnable(torch.zeros(n_tasks))
+        self.log_scale = self._learnable(torch.zeros(self.n_tasks))  # type: ignore[arg-type]
 
     def parameters(self) -> list[torch.Tensor]:
         """Returns [s], the learnable log scales."""

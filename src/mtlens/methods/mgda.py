@@ -23,6 +23,7 @@ import torch
 from mtlens.errors import MtlensError
 from mtlens.methods._common import Aggregator, combine, gram
 from mtlens.methods._solvers import min_norm_weights
+from mtlens.methods.options import Choice, Integer
 from mtlens.methods.registry import METHODS
 
 NORMALIZATIONS = ("none", "l2", "loss", "loss+")
@@ -33,24 +34,29 @@ class MGDA(Aggregator):
     """Weights the task gradients by the minimum-norm point of their convex hull."""
 
     name = "mgda"
+    claims = frozenset({
+        "permutation_invariant", "non_conflicting", "scale_equivariant", "finite_on_zero", "finite_on_rank1",
+        "levels_agree"
+    })
+    exemptions = {
+        "scale_invariant": "the min-norm point scales with the gradients",
+    }
+    option_rules = {"normalization": Choice(NORMALIZATIONS), "solver": Choice(("exact", "frank_wolfe")),
+                    "max_iter": Integer(1)}
+    normalization: str
+    solver: str
+    max_iter: int
 
     def __init__(
         self,
-        n_tasks: int,
+        n_tasks: int | None = None,
         level: str = "param",
         normalization: str = "none",
         solver: str = "exact",
         max_iter: int = 250,
         batched: bool = True,
     ) -> None:
-        super().__init__(n_tasks, level, batched)
-        if normalization not in NORMALIZATIONS:
-            raise MtlensError(f"mgda: unknown normalization {normalization!r}; choose one of {', '.join(NORMALIZATIONS)}")
-        if solver not in ("exact", "frank_wolfe"):
-            raise MtlensError(f"mgda: unknown solver {solver!r}; choose 'exact' or 'frank_wolfe'")
-        self.normalization = normalization
-        self.solver = solver
-        self.max_iter = max_iter
+        super().__init__(n_tasks, level, batched, normalization=normalization, solver=solver, max_iter=max_iter)
 
     def _normalizers(self, g: torch.Tensor, losses: torch.Tensor | None) -> torch.Tensor:
         norms = g.diagonal().clamp_min(0).sqrt()
@@ -74,8 +80,9 @@ class MGDA(Aggregator):
         return torch.where(n > 0, n, torch.ones_like(n))
 
     def _aggregate(self, jacobian, losses):  # type: ignore[no-untyped-def]
-        g = gram(jacobian)
+        g, _ = gram(jacobian)  # the weights do not depend on the gradients' scale
         n = self._normalizers(g, losses)
         g_normed = g / torch.outer(n, n)
-        alpha = torch.from_numpy(min_norm_weights(g_normed.numpy(), solver=self.solver, max_iter=self.max_iter))
+        alpha = min_norm_weights(g_normed.numpy(), self.solver, self.max_iter, where=f"mgda (step {self.step})")
+        alpha = torch.from_numpy(alpha)
         return combine(alpha, jacobian), alpha

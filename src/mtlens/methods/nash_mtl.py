@@ -21,9 +21,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mtlens.errors import MtlensError
 from mtlens.methods._common import Aggregator, combine, gram
 from mtlens.methods._solvers import nash_weights
+from mtlens.methods.options import Integer, Real
 from mtlens.methods.registry import METHODS
 
 
@@ -32,53 +32,73 @@ class NashMTL(Aggregator):
     """Weights alpha > 0 with (G alpha)_t = 1 / alpha_t: the Nash bargaining solution among the tasks."""
 
     name = "nash_mtl"
+    claims = frozenset({
+        "permutation_invariant", "non_conflicting", "scale_invariant", "finite_on_zero", "levels_agree"
+    })
+    exemptions = {
+        "scale_equivariant": (
+            "the bargaining weights scale as 1 / |gradients|, so the update does not change with the scale"
+        ),
+        "finite_on_rank1": (
+            "gradients of both signs along one direction have a zero convex combination: the bargaining solution "
+            "does not exist and a one-line MtlensError says so"
+        ),
+    }
+    per_task_state = True
     state_keys = ("prev_weights",)
+    option_rules = {"update_weights_every": Integer(1), "max_norm": Real(0.0), "max_iter": Integer(1)}
+    update_weights_every: int
+    max_norm: float
+    max_iter: int
 
     def __init__(
         self,
-        n_tasks: int,
+        n_tasks: int | None = None,
         level: str = "param",
         update_weights_every: int = 1,
         max_norm: float = 1.0,
         max_iter: int = 100,
         batched: bool = True,
     ) -> None:
-        super().__init__(n_tasks, level, batched)
-        if update_weights_every < 1:
-            raise MtlensError(f"nash_mtl: update_weights_every must be >= 1, got {update_weights_every}")
-        if max_norm < 0:
-            raise MtlensError(f"nash_mtl: max_norm must be >= 0 (0 disables clipping), got {max_norm}")
-        self.update_weights_every = update_weights_every
-        self.max_norm = float(max_norm)
-        self.max_iter = max_iter
+        super().__init__(
+            n_tasks, level, batched, update_weights_every=update_weights_every, max_norm=max_norm, max_iter=max_iter
+        )
         #: The last solved weights (float64, CPU), reused between updates; the authors start from ones.
-        self.prev_weights = torch.ones(n_tasks, dtype=torch.float64)
+        self.prev_weights = torch.ones(self.n_tasks, dtype=torch.float64)  # type: ignore[arg-type]
 
-    def solve(self, g: torch.Tensor) -> torch.Tensor:
-        """Returns the bargaining weights [T] for the Gram matrix `g` (float64), warm-started; updates the state."""
+    def solve(self, g: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
+        """Returns the bargaining weights [T] of the gradients whose Gram matrix is `g` * scale^2 (g float64),
+        warm-started from the previous weights; updates the state."""
         norm = float(torch.linalg.matrix_norm(g))
-        alpha = torch.zeros(self.n_tasks, dtype=torch.float64)
+        alpha = torch.zeros(g.shape[0], dtype=torch.float64)
         live = (g.diagonal() > 0).nonzero().flatten()
         if norm > 0 and len(live) > 0:
             sub = (g / norm)[live][:, live].numpy()
-            prev = self.prev_weights[live] * norm**0.5  # warm start in the normalised problem's scale
-            init = torch.where(prev > 0, prev, torch.ones_like(prev)).numpy()
+            # the weights scale as 1 / |gradients|: the normalised problem's are scale * sqrt(norm) times larger
+            prev = self.prev_weights[live] * (scale * norm**0.5)
+            # a start far from the normalised problem's O(1) solution (the first step's ones at a gradient scale
+            # far from 1) would cost Newton steps, or run past the solver's bound: start from ones instead
+            usable = (prev > 1e-6) & (prev < 1e6)
+            init = torch.where(usable, prev, torch.ones_like(prev)).numpy()
             sol = nash_weights(sub, init, max_iter=self.max_iter, where=f"nash_mtl (step {self.step})")
             alpha[live] = torch.from_numpy(np.asarray(sol)) / norm**0.5
-        self.prev_weights = alpha
-        return alpha.clone()
+        self.prev_weights = alpha / scale
+        return alpha
 
     def _aggregate(self, jacobian, losses):  # type: ignore[no-untyped-def]
         # The schedule counts `backward` calls (self.step); a direct `aggregate` call always solves at step 0.
+        g, scale = gram(jacobian)
         if self.step % self.update_weights_every == 0:
-            alpha = self.solve(gram(jacobian))
+            scaled_alpha = self.solve(g, scale)
         else:
-            alpha = self.prev_weights.clone()
-        direction = combine(alpha, jacobian)
+            scaled_alpha = self.prev_weights * scale
+        # sum_t alpha_t g_t = sum_t (scale alpha_t) (g_t / scale): the second form stays in range at any scale
+        direction = combine(scaled_alpha, jacobian, scale)
+        alpha = scaled_alpha / scale
         if self.max_norm > 0:
             norm = float(direction.norm())
             if norm > self.max_norm:
-                scale = self.max_norm / norm
-                direction = direction * scale
-                alpha = alpha * scale
+                shrink = self.max_norm / norm
+                direction = direction * shrink
+                alpha = alpha * shrink
         return direction, alpha

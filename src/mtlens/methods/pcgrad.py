@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import torch
 
-from mtlens.methods._common import Aggregator, Seeded, combine, gram
+from mtlens.methods.base import Seeded
+from mtlens.methods._common import Aggregator, combine, gram
 from mtlens.methods.registry import METHODS
 
 
@@ -46,12 +47,25 @@ class PCGrad(Seeded, Aggregator):
     """Projects each task gradient off the conflicting others, in a seeded random order; sums them."""
 
     name = "pcgrad"
+    claims = frozenset({"scale_equivariant", "finite_on_zero", "finite_on_rank1", "levels_agree"})
+    exemptions = {
+        "permutation_invariant": (
+            "the projection order is drawn at random per row position, so permuting the tasks changes the draws "
+            "(invariant in distribution only)"
+        ),
+        "non_conflicting": (
+            "only for two tasks; with three or more a later projection can undo an earlier one (Yu et al. 2020, "
+            "TorchJD 0.18)"
+        ),
+        "scale_invariant": "the update is the sum of (projected) gradients: it scales with them",
+    }
 
-    def __init__(self, n_tasks: int, level: str = "param", seed: int = 0, batched: bool = True) -> None:
-        super().__init__(n_tasks, level, batched)
-        self._init_rng(seed)
+    def __init__(self, n_tasks: int | None = None, level: str = "param", seed: int = 0, batched: bool = True) -> None:
+        super().__init__(n_tasks, level, batched, seed=seed)
+        self._init_rng()
 
     def _aggregate(self, jacobian, losses):  # type: ignore[no-untyped-def]
-        orders = [torch.randperm(self.n_tasks, generator=self.generator) for _ in range(self.n_tasks)]
-        weights = pcgrad_weights(gram(jacobian), orders)
+        n = jacobian.shape[0]
+        orders = [torch.randperm(n, generator=self.generator) for _ in range(n)]
+        weights = pcgrad_weights(gram(jacobian)[0], orders)  # projections do not depend on the scale
         return combine(weights, jacobian), weights

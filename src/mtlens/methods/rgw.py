@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import torch
 
-from mtlens.methods._common import Aggregator, Seeded, combine
+from mtlens.methods.base import Seeded
+from mtlens.methods._common import Aggregator, combine
 from mtlens.methods.registry import METHODS
 
 
@@ -20,11 +21,17 @@ class RGW(Seeded, Aggregator):
     """Combines the task gradients with softmax-normalised standard normal weights, fresh every step."""
 
     name = "rgw"
+    claims = frozenset({"scale_equivariant", "finite_on_zero", "finite_on_rank1", "levels_agree"})
+    exemptions = {
+        "permutation_invariant": "the random weights are drawn per row position (invariant in distribution only)",
+        "non_conflicting": "random convex weights can point against a task",
+        "scale_invariant": "a convex combination of the gradients scales with them",
+    }
 
-    def __init__(self, n_tasks: int, level: str = "param", seed: int = 0, batched: bool = True) -> None:
-        super().__init__(n_tasks, level, batched)
-        self._init_rng(seed)
+    def __init__(self, n_tasks: int | None = None, level: str = "param", seed: int = 0, batched: bool = True) -> None:
+        super().__init__(n_tasks, level, batched, seed=seed)
+        self._init_rng()
 
     def _aggregate(self, jacobian, losses):  # type: ignore[no-untyped-def]
-        weights = torch.softmax(torch.randn(self.n_tasks, generator=self.generator), dim=0)
+        weights = torch.softmax(torch.randn(jacobian.shape[0], generator=self.generator), dim=0)
         return combine(weights, jacobian), weights

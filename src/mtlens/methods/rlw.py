@@ -11,38 +11,25 @@ torch generator; with the global seed set equal to ours the two give identical w
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
-from mtlens.methods.base import LossWeighting
+from mtlens.methods.base import LossWeighting, Seeded
 from mtlens.methods.registry import METHODS
 from mtlens.methods.weighting_common import require_finite
 
 
 @METHODS.register("rlw", aliases=("random", "random_weighting"))
-class RLW(LossWeighting):
+class RLW(Seeded, LossWeighting):
     """Weights softmax(lambda), lambda ~ N(0, I) drawn anew each step from a seeded generator."""
 
     name = "rlw"
 
-    def __init__(self, n_tasks: int, level: str = "param", seed: int = 0) -> None:
-        super().__init__(n_tasks, level)
-        self.seed = int(seed)
-        self.generator = torch.Generator(device="cpu").manual_seed(self.seed)
+    def __init__(self, n_tasks: int | None = None, level: str = "param", seed: int = 0) -> None:
+        super().__init__(n_tasks, level, seed=seed)
+        self._init_rng()
 
     def weights(self, losses: torch.Tensor) -> torch.Tensor:
         """Returns a fresh draw softmax(lambda) [T] on the losses' device (advances the generator)."""
         require_finite(losses, self.name)
-        lam = torch.randn(self.n_tasks, generator=self.generator)
+        lam = torch.randn(len(losses), generator=self.generator)
         return torch.softmax(lam, dim=0).to(losses.device)
-
-    def state_dict(self) -> dict[str, Any]:
-        """Returns the step, the seed and the generator state."""
-        return {**super().state_dict(), "seed": self.seed, "generator": self.generator.get_state()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restores the state from `state_dict`, so the next draws continue the saved sequence."""
-        super().load_state_dict(state)
-        self.seed = int(state["seed"])
-        self.generator.set_state(state["generator"])

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import torch
 
+from mtlens.methods.options import Real
 from mtlens.methods.registry import METHODS
 from mtlens.methods.weighting_common import LearnableWeighting, require_finite
 
@@ -28,13 +29,16 @@ class UncertaintyWeighting(LearnableWeighting):
 
     name = "uncertainty"
     state_keys = ("log_var",)
+    option_rules = {"init_log_var": Real()}
+    init_log_var: float
 
     def __init__(
-        self, n_tasks: int, level: str = "param", init_log_var: float = 0.0, device: str | torch.device = "cpu"
+        self, n_tasks: int | None = None, level: str = "param", init_log_var: float = 0.0,
+        device: str | torch.device = "cpu",
     ) -> None:
-        super().__init__(n_tasks, level, device)
+        super().__init__(n_tasks, level, init_log_var=init_log_var, device=device)
         #: s_t = log sigma_t^2.
-        self.log_var = self._learnable(torch.full((n_tasks,), float(init_log_var)))
+        self.log_var = self._learnable(torch.full((self.n_tasks,), self.init_log_var))  # type: ignore[arg-type]
 
     def parameters(self) -> list[torch.Tensor]:
         """Returns [s], the learnable log-variances."""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from mtlens.errors import MtlensError
 from mtlens.methods.base import LossWeighting
+from mtlens.methods.options import Device
 
 
 def require_finite(losses: torch.Tensor, name: str) -> torch.Tensor:
@@ -23,12 +26,15 @@ class LearnableWeighting(LossWeighting):
     """A loss weighting with learnable per-task tensors: `parameters()` gives them to the optimiser.
 
     The tensors are leaves with requires_grad; `to(device)` moves them in place (same objects), so call it
-    before building the optimiser, or create the method with `device=`.
+    before building the optimiser, or create the method with `device=` ("auto" as `resolve_device`).
     """
 
-    def __init__(self, n_tasks: int, level: str = "param", device: str | torch.device = "cpu") -> None:
-        super().__init__(n_tasks, level)
-        self.device = torch.device(device)
+    per_task_state = True
+    option_rules = {"device": Device()}
+    device: torch.device
+
+    def __init__(self, n_tasks: int | None = None, level: str = "param", **options: Any) -> None:
+        super().__init__(n_tasks, level, **options)
 
     def _learnable(self, values: torch.Tensor) -> torch.Tensor:
         """Returns a float32 leaf tensor on the method's device that requires grad."""
@@ -43,9 +49,7 @@ class LearnableWeighting(LossWeighting):
                 f"{where}; create the method with device='{losses.device}' or call .to('{losses.device}')"
             )
 
-    def to(self, device: str | torch.device) -> "LearnableWeighting":
-        """Moves the learnable tensors to `device` in place; returns self."""
-        self.device = torch.device(device)
+    def _move(self, device: torch.device) -> None:
+        self.device = device
         for p in self.parameters():
-            p.data = p.data.to(self.device)
-        return self
+            p.data = p.data.to(device)

@@ -10,6 +10,9 @@ from mtlens.models.encoders import ConvEncoder, MLPEncoder
 from mtlens.models.hard_sharing import MultiHead, MultiTaskModel, OneHead
 from mtlens.models.heads import MLPHead
 from mtlens.models.registry import MODELS, build_encoder
+from mtlens.models import dense, filters, mtvib, ordering  # noqa: F401, E402  (register their models)
+from mtlens.models.dense import DenseMultiTaskModel  # noqa: E402
+from mtlens.models.resnet import ResNet, available_backbones, create_backbone  # noqa: E402
 
 
 def create_model(name: str, tasks: Sequence[TaskSpec], input_shape: Sequence[int], **options: Any) -> MultiTaskModel:
@@ -22,5 +25,5 @@ def available_models() -> list[str]:
     return MODELS.available()
 
 
-__all__ = ["ConvEncoder", "MLPEncoder", "MLPHead", "MultiTaskModel", "MultiHead", "OneHead", "MODELS",
+__all__ = ["DenseMultiTaskModel", "ResNet", "available_backbones", "create_backbone", "ConvEncoder", "MLPEncoder", "MLPHead", "MultiTaskModel", "MultiHead", "OneHead", "MODELS",
            "create_model", "available_models", "build_encoder"]

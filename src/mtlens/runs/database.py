@@ -28,18 +28,21 @@ _T = TypeVar("_T")
 class Database:
     """Connections to one run store file, opened lazily per process and thread, checked on opening."""
 
-    def __init__(self, path: Path, busy_timeout: float) -> None:
+    def __init__(self, path: Path, busy_timeout: float, *, create: bool = True, read_only: bool = False) -> None:
         self.path = path
         self.busy_timeout = busy_timeout
+        self.create = create and not read_only  # write the schema into an empty file
+        self.read_only = read_only  # connections refuse every write (PRAGMA query_only)
         self._pid = os.getpid()
         self._local = threading.local()
         self._inherited: list[threading.local] = []
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path, "busy_timeout": self.busy_timeout}
+        return {"path": self.path, "busy_timeout": self.busy_timeout, "create": self.create, "read_only": self.read_only}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["path"], state["busy_timeout"])  # type: ignore[misc]
+        self.__init__(state["path"], state["busy_timeout"], create=state["create"],  # type: ignore[misc]
+                      read_only=state["read_only"])
 
     def close(self) -> None:
         """Closes this thread's connection (a later call reopens one); returns None."""
@@ -58,7 +61,7 @@ class Database:
             self._pid = os.getpid()
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = schema.connect(self.path, self.busy_timeout)
+            conn = schema.connect(self.path, self.busy_timeout, read_only=self.read_only)
             try:
                 self._prepare(conn)
             except BaseException:
@@ -68,11 +71,13 @@ class Database:
         return conn
 
     def _prepare(self, conn: sqlite3.Connection) -> None:
-        if schema.check_file(conn, self.path) == "empty":
+        if self.retry(lambda: schema.check_file(conn, self.path)) == "empty":
+            if not self.create:  # an empty file is not a store; only a writer that may create one fills it in
+                raise schema.empty_file(self.path)
             self.retry(lambda: conn.execute("PRAGMA journal_mode = WAL"))
             self._transaction(conn, schema.create_schema, write=True)
             schema.check_file(conn, self.path)
-        elif conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+        elif not self.read_only and conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
             self.retry(lambda: conn.execute("PRAGMA journal_mode = WAL"))
 
     def write(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
@@ -105,9 +110,15 @@ class Database:
         while True:
             try:
                 return attempt()
-            except sqlite3.OperationalError as err:
+            except sqlite3.DatabaseError as err:
+                if not isinstance(err, sqlite3.OperationalError):
+                    if schema.is_damage(err):  # a damaged page is found by the query that reads it
+                        raise schema.damaged(self.path, err) from None
+                    raise
                 message = str(err)
                 if "locked" not in message and "busy" not in message:
+                    if self.read_only and "readonly" in message:
+                        raise MtlensError(f"run store {self.path} was opened read-only; this command cannot write to it") from None
                     if "readonly" in message or "disk is full" in message or "unable to open" in message:
                         raise MtlensError(f"run store {self.path}: {message}; free space or fix permissions") from None
                     raise

@@ -6,6 +6,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from mtlens.runs.checks import owner_dead
+
+# The state shown for a 'running' run whose owner process is gone; a view, never stored.
+DEAD = "dead"
+
 
 class Metric(NamedTuple):
     """One logged value: metric name, training step, value."""
@@ -30,7 +35,11 @@ class Timings:
     wall_seconds: float
 
     def elapsed(self, status: str, now: float) -> float:
-        """Returns the seconds the run has run so far, counting the attempt in progress when it is running."""
+        """Returns the seconds the run has run so far, counting the attempt in progress when it is running.
+
+        For a dead run (status "dead": its process is gone) only the attempts that ended count: when the
+        killed attempt stopped is not known.
+        """
         if status == "running" and self.last_started_at is not None:
             return self.wall_seconds + max(0.0, now - self.last_started_at)
         return self.wall_seconds
@@ -55,3 +64,17 @@ class Run:
     error: str | None = None
     error_step: int | None = None
     summary: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def dead(self) -> bool:
+        """Returns True for a 'running' run whose process is known to be gone (killed, crashed)."""
+        return self.status == "running" and owner_dead(self.host, self.pid)
+
+    @property
+    def state(self) -> str:
+        """Returns the status to show: the stored one, or "dead" for a running run whose process is gone.
+
+        Such a run resumes (`mtlens train --resume`) like an interrupted one. A run owned by another host is
+        shown as stored: its process cannot be checked from here.
+        """
+        return DEAD if self.dead else self.status

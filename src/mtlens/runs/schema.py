@@ -59,14 +59,20 @@ CREATE TABLE IF NOT EXISTS metrics (
 """
 
 
-def connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
-    """Returns an autocommit connection (transactions are explicit) with busy timeout and foreign keys on."""
+def connect(path: Path, busy_timeout: float, read_only: bool = False) -> sqlite3.Connection:
+    """Returns an autocommit connection (transactions are explicit) with busy timeout and foreign keys on.
+
+    A read-only connection refuses every write (``PRAGMA query_only``); it is still opened read-write so that
+    SQLite can clean up the WAL side files when it closes (a ``mode=ro`` connection leaves them behind).
+    """
     try:
         conn = sqlite3.connect(str(path), timeout=busy_timeout, isolation_level=None)
     except sqlite3.OperationalError as err:
         raise MtlensError(f"cannot open run store {path}: {err}; check that the path is a writable file") from None
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+        if read_only:
+            conn.execute("PRAGMA query_only = ON")
         conn.execute("PRAGMA foreign_keys = ON")
         # In WAL mode NORMAL still commits atomically and survives a killed process; only an OS crash or
         # power loss can drop the last commits, a fair price for not syncing on every metric write.
@@ -79,7 +85,31 @@ def connect(path: Path, busy_timeout: float) -> sqlite3.Connection:
     return conn
 
 
+def is_damage(err: sqlite3.DatabaseError) -> bool:
+    """Returns whether SQLite's error says the file's pages are damaged (not a lock, not a constraint)."""
+    message = str(err)
+    return "malformed" in message or "corrupt" in message or type(err) is sqlite3.DatabaseError
+
+
+def damaged(path: Path, err: sqlite3.DatabaseError) -> MtlensError:
+    """Returns the one-line error for a store whose pages SQLite cannot read."""
+    return MtlensError(
+        f"run store {path} is damaged ({err}); check it with `sqlite3 {path} 'PRAGMA integrity_check'` "
+        "and restore it from a copy"
+    )
+
+
+def empty_file(path: Path) -> MtlensError:
+    """Returns the one-line error for an empty file given where an existing store is expected."""
+    return MtlensError(
+        f"{path} is empty, not a run store; pass --store with the path of an existing store "
+        "(a store is created by `mtlens train`)"
+    )
+
+
 def _not_a_database(path: Path, err: sqlite3.DatabaseError) -> MtlensError:
+    if "malformed" in str(err):
+        return damaged(path, err)
     return MtlensError(
         f"{path} is not an mtlens run store (not an SQLite database: {err}); "
         "pass --store with a run store path, or move the file away"

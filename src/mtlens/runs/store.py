@@ -13,43 +13,57 @@ Status moves created -> running -> finished | failed | interrupted; an interrupt
 
 from __future__ import annotations
 
-import csv
 import json
 import os
+import shutil
 import socket
 import sqlite3
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 from mtlens.errors import MtlensError
 from mtlens.runs import schema
 from mtlens.runs.checks import as_int, finite_values, owner_dead
 from mtlens.runs.database import Database
+from mtlens.runs.export import export_csv as _export_csv
 from mtlens.runs.ids import canonical_json, config_hash, new_run_id
-from mtlens.runs.records import Metric, Run, Timings
+from mtlens.runs.records import DEAD, Metric, Run, Timings
 
 DEFAULT_STORE = Path("runs") / "mtlens.sqlite"
-_CSV_COLUMNS = ("run_id", "study", "run_name", "seed", "status", "config_hash", "metric", "step", "value")
 # Which statuses each transition may start from.
 _CAN_START = ("created", "interrupted", "failed", "running")
 _CAN_FAIL = ("created", "running", "interrupted")
 _CAN_INTERRUPT = ("created", "running")
 
 
+class Removal(NamedTuple):
+    """A run removed from a store: the run as it was, its metric rows, its artifacts folder (None if none)."""
+
+    run: Run
+    metric_rows: int
+    artifacts_dir: Path | None
+
+
 class RunStore:
-    """A run store in one SQLite file (created with its directory when missing, unless ``create=False``)."""
+    """A run store in one SQLite file (created with its directory when missing, unless ``create=False``).
+
+    ``read_only=True`` (list, show, export) opens an existing store and never writes to it: every write is
+    refused by SQLite, and an empty file is reported as not a store instead of being given a schema.
+    """
 
     def __init__(
         self,
         path: str | os.PathLike[str] = DEFAULT_STORE,
         *,
         create: bool = True,
+        read_only: bool = False,
         busy_timeout: float = 30.0,
     ) -> None:
         self.path = Path(path)
         self.busy_timeout = float(busy_timeout)
+        create = create and not read_only
         if self.path.is_dir():
             raise MtlensError(f"run store {self.path} is a directory; pass the path of a .sqlite file inside it")
         if not self.path.exists():
@@ -59,7 +73,7 @@ class RunStore:
                     "(runs are recorded in runs/mtlens.sqlite by default)"
                 )
             self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = Database(self.path, self.busy_timeout)
+        self._db = Database(self.path, self.busy_timeout, create=create, read_only=read_only)
         self._db.connection()  # fail now, not at the first write, on a file that is not a store
 
     def __enter__(self) -> RunStore:
@@ -208,18 +222,24 @@ class RunStore:
         raise MtlensError(f"run id prefix {prefix!r} matches several runs in {self.path} ({shown}); give more of the id")
 
     def list_runs(self, study: str | None = None, status: str | None = None) -> list[Run]:
-        """Returns the runs (of a study, with a status, when given), oldest first."""
-        if status is not None and status not in schema.STATUSES:
-            raise MtlensError(f"unknown run status {status!r}; use one of {', '.join(schema.STATUSES)}")
+        """Returns the runs (of a study, in a state, when given), oldest first.
+
+        ``status`` is a stored status or "dead"; "running" then means running with a live (or unknown) owner,
+        "dead" running with an owner process known to be gone (see `Run.state`).
+        """
+        states = (*schema.STATUSES, DEAD)
+        if status is not None and status not in states:
+            raise MtlensError(f"unknown run status {status!r}; use one of {', '.join(states)}")
         clauses, params = [], []
         if study is not None:
             clauses.append("study = ?")
             params.append(study)
         if status is not None:
             clauses.append("status = ?")
-            params.append(status)
+            params.append("running" if status == DEAD else status)
         where = ("WHERE " + " AND ".join(clauses)) if clauses else ""
-        return self._select_runs(where, tuple(params))
+        runs = self._select_runs(where, tuple(params))
+        return runs if status is None else [run for run in runs if run.state == status]
 
     def find_resumable(self, study: str, config_hash: str, seed: int) -> Run | None:
         """Returns the newest run of this study, config hash and seed that can resume, or None.
@@ -275,6 +295,54 @@ class RunStore:
         path = self.get_run(run_id).artifacts_dir
         path.mkdir(parents=True, exist_ok=True)
         return path
+
+    def remove_runs(self, run_ids: Iterable[str], *, force: bool = False, dry_run: bool = False) -> list[Removal]:
+        """Removes runs with their metrics and artifacts folders; returns what was (or would be) removed.
+
+        A running run whose process is alive, or on another host (cannot be checked), is refused unless
+        ``force``: its process would keep writing to a run that no longer exists. Rows go in one transaction,
+        then the folders; a folder is removed only where the store puts it (``artifacts/<run id>`` next to the
+        store file), so a store edited to point elsewhere cannot make this delete other files.
+        """
+        ids = list(dict.fromkeys(run_ids))
+        runs = [self.get_run(run_id) for run_id in ids]
+        if not force:
+            for run in runs:
+                if run.status == "running" and not run.dead:
+                    raise MtlensError(
+                        f"run {run.id} is running (process {run.pid} on {run.host}); stop it first, "
+                        "or pass --force if that process is gone"
+                    )
+
+        def delete(conn: sqlite3.Connection) -> list[int]:
+            counts = []
+            for run in runs:
+                counts.append(conn.execute("SELECT COUNT(*) FROM metrics WHERE run_id = ?", (run.id,)).fetchone()[0])
+                if not dry_run:
+                    conn.execute("DELETE FROM metrics WHERE run_id = ?", (run.id,))
+                    conn.execute("DELETE FROM runs WHERE id = ?", (run.id,))
+            return counts
+
+        counts = self._db.read(delete) if dry_run else self._db.write(delete)
+        removals = []
+        for run, count in zip(runs, counts):
+            folder = self._own_artifacts_dir(run)
+            has_folder = folder is not None and folder.is_dir()
+            if has_folder and not dry_run:
+                try:
+                    shutil.rmtree(folder)
+                except OSError as err:
+                    raise MtlensError(
+                        f"removed run {run.id} from {self.path} but not its folder {folder} ({err.strerror}); "
+                        "remove it by hand"
+                    ) from None
+            removals.append(Removal(run, count, folder if has_folder else None))
+        return removals
+
+    def _own_artifacts_dir(self, run: Run) -> Path | None:
+        """Returns the run's artifacts folder when it is the store's own ``artifacts/<id>``, else None."""
+        own = (self.path.parent / "artifacts" / run.id).resolve()
+        return own if run.artifacts_dir.resolve() == own else None
 
     # ---- metrics -----------------------------------------------------------------------------------------
 
@@ -360,25 +428,4 @@ class RunStore:
 
     def export_csv(self, dest: str | os.PathLike[str] | IO[str], run_ids: Iterable[str] | None = None) -> int:
         """Writes one CSV row per (run, metric, step) with the run's fields; returns the number of data rows."""
-        runs = self.list_runs() if run_ids is None else [self.get_run(run_id) for run_id in run_ids]
-        if isinstance(dest, (str, os.PathLike)):
-            path = Path(dest)
-            if path.parent and not path.parent.exists():
-                raise MtlensError(f"cannot write {path}: directory {path.parent} does not exist; create it first")
-            with path.open("w", newline="", encoding="utf-8") as handle:
-                return self._write_csv(handle, runs)
-        return self._write_csv(dest, runs)
-
-    def _write_csv(self, handle: IO[str], runs: list[Run]) -> int:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(_CSV_COLUMNS)
-        count = 0
-        for run in runs:
-            for metric in self.metrics(run.id):
-                # repr keeps every digit so that the CSV reads back to the stored doubles exactly
-                writer.writerow(
-                    (run.id, run.study, run.name or "", run.seed, run.status, run.config_hash,
-                     metric.name, metric.step, repr(metric.value))
-                )
-                count += 1
-        return count
+        return _export_csv(self, dest, run_ids)

@@ -1,7 +1,9 @@
 """The Trainer: Adam, per-task losses combined by an MTL method, evaluation, checkpoints, run store.
 
-One step is exactly what a user's own loop does: encode, heads, per-task losses, then
-`method.backward(losses, model.shared_parameters(), z, model.task_parameters())` and `optimizer.step()`.
+One step is exactly what a user's own loop does: `losses, z = model.step_losses(batch)`,
+`method.backward(losses, model.shared_parameters(), z, model.task_parameters())`, `optimizer.step()`,
+`method.after_step(...)`; and `method.epoch_end()` after each epoch. The Trainer calls the method's life cycle
+(`mtlens.methods.base`) and nothing else of it.
 """
 
 from __future__ import annotations
@@ -11,16 +13,18 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import torch
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from mtlens.data.multitask import MultiTaskDataset, make_loader
 from mtlens.device import resolve_device
 from mtlens.errors import MtlensError
 from mtlens.methods.base import Method
 from mtlens.models.hard_sharing import MultiTaskModel
-from mtlens.training.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from mtlens.training.checkpoint import load_checkpoint, restore, rng_state, save_checkpoint, set_rng_state
 from mtlens.models.losses import score_name
 from mtlens.training.progress import progress_bar
 
@@ -39,21 +43,25 @@ class MetricSink(Protocol):
     def fail(self, run_id: str, message: str, step: int | None = None) -> None: ...
 
 
-@dataclass
+@pydantic_dataclass(config=ConfigDict(extra="forbid", validate_assignment=True))
 class TrainConfig:
-    """The training settings (seed 000 App. C.1 defaults: Adam, lr 1e-3, betas (0.9, 0.999), batch 256)."""
+    """The training settings (seed 000 App. C.1 defaults: Adam, lr 1e-3, betas (0.9, 0.999), batch 256).
 
-    epochs: int = 200
-    lr: float = 1e-3
+    The one declaration of them: the studies embed it as their `train:` section (a study sets `seed` per cell
+    from its `seeds`). A validated dataclass, so `dataclasses.asdict` / `replace` work and bad values are refused.
+    """
+
+    epochs: int = Field(200, ge=0)
+    lr: float = Field(1e-3, gt=0)
     betas: tuple[float, float] = (0.9, 0.999)
-    batch_size: int = 256
-    eval_batch_size: int = 1024
-    seed: int = 0
+    batch_size: int = Field(256, ge=1)
+    eval_batch_size: int = Field(1024, ge=1)
+    seed: int = Field(0, ge=0)
     device: str = "auto"
-    log_every: int = 50
+    log_every: int = Field(50, ge=0)
     progress: bool = True
     checkpoint: bool = True
-    num_workers: int | str = 0
+    num_workers: Annotated[int, Field(ge=0)] | Literal["auto"] = 0
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
@@ -89,13 +97,12 @@ class Trainer:
             if split not in self.data:
                 raise MtlensError(f"the Trainer needs a {split!r} dataset; got {sorted(self.data)}")
         n_active = len(self.model.active_tasks)
-        if self.method.n_tasks != n_active:
+        if self.method.n_tasks is not None and self.method.n_tasks != n_active:
             raise MtlensError(f"method {self.method.name} is for {self.method.n_tasks} tasks, the model trains {n_active}")
         self.device = resolve_device(self.config.device)
         self.model.to(self.device)
-        if callable(getattr(self.method, "to", None)):
-            self.method.to(self.device)  # learnable method weights live beside the model
-        params = [p for p in self.model.parameters() if p.requires_grad] + list(self.method.parameters())
+        self.method.to(self.device)  # learnable method weights live beside the model
+        params = [p for p in self.model.parameters() if p.requires_grad] + self.method.parameters()
         self.optimizer = torch.optim.Adam(params, lr=self.config.lr, betas=tuple(self.config.betas))
         self.epoch = 0
         self.global_step = 0
@@ -155,9 +162,7 @@ class Trainer:
                 self._log(logged)
         self.method.backward(losses, shared, z, list(self.model.task_parameters()))
         self.optimizer.step()
-        if getattr(self.method, "needs_post_step_losses", False):
-            with torch.no_grad():
-                self.method.update(self.model.step_losses(batch)[0])  # type: ignore[attr-defined]
+        self.method.after_step(lambda: self.model.step_losses(batch)[0])
         self.global_step += 1
         return losses.detach()
 
@@ -189,7 +194,7 @@ class Trainer:
         if resume and path is not None:
             state = load_checkpoint(path)
             if state is not None:
-                self.load_state_dict(state)
+                restore(self.load_state_dict, state, path)
         cfg = self.config
         steps_per_epoch = math.ceil(len(self.data["train"]) / cfg.batch_size)
         self.model.train()
@@ -209,9 +214,7 @@ class Trainer:
                         self._log(self._loss_values("train/loss", losses))
                     advance(1)
                 self.epoch += 1
-                epoch_end = getattr(self.method, "epoch_end", None)
-                if callable(epoch_end):
-                    epoch_end()
+                self.method.epoch_end()
                 values = self._loss_values("train/epoch_loss", running / max(count, 1))
                 for split in ("val", "test"):
                     if split in self.data and len(self.data[split]):

@@ -23,7 +23,15 @@ Reference behaviours kept because they change numbers:
   makes the reference's (no-op) draw for it.
 Documented deviations (clear errors where the reference returns NaN / inf): a constant factor, fewer than 2
 codes (MIG, SAP, DCI, unsupervised), fewer than 2 factors (DCI, modularity), more bins than points, NaN / inf
-codes, a constant code for explicitness or the Gaussian unsupervised scores.
+codes, a constant code for explicitness or the Gaussian unsupervised scores, codes whose range is too narrow
+for equal-width bins, linearly dependent codes for the Gaussian total correlation (infinite), and codes past
+1e50 in magnitude (their squares overflow; scikit-learn's liblinear in SAP never returns on them). Where the
+reference divides by zero we leave the culprit out: a constant code whose float variance rounds above 0 is
+inactive in IRS, a zero-variance code is inactive in FactorVAE at threshold 0. Dtypes: float32 and float64
+codes are computed in their own dtype (the reference's numbers); float16, integer and bool codes, and float32
+codes whose magnitude would over- or underflow when squared (outside 1e-15 .. 1e15), in float64. Every result
+is checked finite when it is made (`MetricResult`): no metric returns a silent NaN.
+tests/measures/test_disentanglement_properties.py holds the property tests of these contracts.
 """
 
 from mtlens.measures.disentanglement._utils import discrete_entropy, discrete_mutual_info, histogram_discretize

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mtlens.errors import MtlensError
-from mtlens.measures.disentanglement._utils import as_codes
+from mtlens.measures.disentanglement._utils import as_codes, as_float_array
 from mtlens.measures.disentanglement.results import MetricResult
 
 # factor_vae_metric.gin of unsupervised_study_v1: prune_dims.threshold = 0.05.
@@ -52,18 +52,19 @@ def _votes(batches: np.ndarray, fixed: np.ndarray, num_factors: int, global_vari
     return votes
 
 
-def _check_batches(batches: np.ndarray, fixed: np.ndarray, d: int, num_factors: int, name: str) -> tuple[np.ndarray, np.ndarray]:
-    batches = np.asarray(batches)
-    fixed = np.asarray(fixed, dtype=np.int64).reshape(-1)
+def _check_batches(batches: object, fixed: object, d: int, num_factors: int, name: str) -> tuple[np.ndarray, np.ndarray]:
+    batches = np.asarray(batches.detach().cpu().numpy() if hasattr(batches, "detach") else batches)
     if batches.ndim != 3 or batches.shape[2] != d or batches.shape[1] < 2:
         raise MtlensError(f"{name} must be [num_points, batch_size >= 2, {d}] codes, got shape {batches.shape}")
+    fixed = np.asarray(fixed).reshape(-1)
+    if fixed.dtype.kind not in "iu" and not (fixed.dtype.kind == "f" and np.array_equal(fixed, np.round(fixed))):
+        raise MtlensError(f"{name}: fixed-factor indices must be integers, got {fixed.dtype} values")
+    fixed = fixed.astype(np.int64)
     if fixed.shape[0] != batches.shape[0] or batches.shape[0] == 0:
         raise MtlensError(f"{name}: need one fixed-factor index per batch, got {fixed.shape[0]} for {batches.shape[0]}")
     if fixed.min() < 0 or fixed.max() >= num_factors:
         raise MtlensError(f"{name}: fixed-factor indices must be in 0..{num_factors - 1}")
-    if not np.isfinite(batches).all():
-        raise MtlensError(f"{name} contains NaN or inf codes; the encoder must return finite codes")
-    return batches, fixed
+    return as_float_array(batches, name), fixed
 
 
 def factor_vae_score(
@@ -77,15 +78,21 @@ def factor_vae_score(
 ) -> FactorVAEResult:
     """Returns the FactorVAE score from codes of the variance sample [M, d] and fixed-factor batches [T, B, d].
 
-    Dimensions whose global std is below `threshold` are pruned; each batch votes for (its fixed factor, the
+    Dimensions whose global std is below `threshold` (or zero) are pruned; each batch votes for (its fixed factor, the
     active dimension with the smallest variance ratio); the classifier maps a dimension to its majority factor.
     """
+    if isinstance(num_factors, bool) or not isinstance(num_factors, (int, np.integer)) or num_factors < 1:
+        raise MtlensError(f"num_factors must be a positive integer, got {num_factors!r}")
+    if not np.isfinite(threshold) or threshold < 0:
+        raise MtlensError(f"threshold must be a finite number >= 0, got {threshold!r}")
     codes = as_codes(variance_codes, "variance_codes")
     d = codes.shape[1]
     train_batches, train_fixed = _check_batches(train_batches, train_fixed, d, num_factors, "train_batches")
     eval_batches, eval_fixed = _check_batches(eval_batches, eval_fixed, d, num_factors, "eval_batches")
     global_variances = np.var(codes, axis=0, ddof=1)
-    active = np.sqrt(global_variances) >= threshold
+    # A dimension with zero variance is never active, even at threshold 0 (the reference would divide 0 / 0
+    # there and vote for it whatever the batches hold).
+    active = (np.sqrt(global_variances) >= threshold) & (global_variances > 0)
     if not active.any():
         return FactorVAEResult(
             name="factor_vae", score=0.0, train_accuracy=0.0, eval_accuracy=0.0, num_active_dims=0,

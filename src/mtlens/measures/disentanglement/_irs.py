@@ -58,8 +58,9 @@ def _scalable_score(gen_factors: np.ndarray, latents: np.ndarray, diff_quantile:
 def irs(codes: object, factors: object, diff_quantile: float = 0.99, num_bins: int = 20) -> IRSResult:
     """Returns the IRS of codes [N, d] for factors [N, K]; diff_quantile=0.99 is the reference's default.
 
-    Constant code dimensions are dropped (score 0 when all are); factors are histogram-discretised into
-    `num_bins` groups as in the reference.
+    Constant code dimensions are dropped (score 0 when all are), including ones whose float variance rounds
+    above 0 (where the reference returns NaN); factors are histogram-discretised into `num_bins` groups as in
+    the reference.
     """
     codes = as_codes(codes)
     factors = as_factors(factors, codes.shape[0])
@@ -68,7 +69,9 @@ def irs(codes: object, factors: object, diff_quantile: float = 0.99, num_bins: i
         raise MtlensError(f"diff_quantile must be in [0, 1], got {diff_quantile}")
     mus, ys = codes.T, factors.T
     ys_discrete = histogram_discretize(factors, num_bins).T
-    active_mus = mus[mus.var(axis=1) > 0.0, :]
+    # A constant code is inactive even when its float variance rounds above 0 (e.g. 0.05 repeated in float32):
+    # its largest deviation from the mean is then 0, and the reference divides by it (NaN).
+    active_mus = mus[(mus.var(axis=1) > 0.0) & (np.ptp(mus, axis=1) > 0), :]
     if not active_mus.any():
         parts = {"avg": 0.0, "per_code": np.zeros(0), "matrix": np.zeros((0, ys.shape[0])), "parents": np.zeros(0, int)}
     else:

@@ -15,28 +15,69 @@ from sklearn.metrics import mutual_info_score
 from mtlens.errors import MtlensError
 
 
+# Every metric squares codes (variances, covariances, classifiers' norms). Past this magnitude squares overflow
+# float64 sums and scikit-learn's liblinear (SAP) stops returning (seen from ~1e77 with scikit-learn 1.9), so
+# such codes are refused.
+MAX_CODE_MAGNITUDE = 1e50
+# float32 codes are computed in float64 when a column's largest magnitude lies outside this range: their
+# squares would leave float32's normal range (variances overflow to inf or underflow to 0).
+_FLOAT32_SAFE = (1e-15, 1e15)
+
+
+def as_float_array(values: object, name: str) -> np.ndarray:
+    """Returns `values` as a finite float array of any shape, in the dtype the metrics compute in.
+
+    float32 and float64 keep their dtype (as the reference computes), except float32 columns whose
+    magnitude would over- or underflow when squared, which become float64; float16 becomes float64 (its
+    sums overflow past 65504); integers and bools become float64. NaN / inf and magnitudes past
+    `MAX_CODE_MAGNITUDE` raise MtlensError.
+    """
+    if hasattr(values, "detach"):  # torch tensor, without importing torch here
+        values = values.detach().cpu().numpy()
+    arr = np.asarray(values)
+    if arr.dtype.kind not in "fiub":
+        raise MtlensError(f"{name} must be numeric, got dtype {arr.dtype}")
+    if arr.dtype.kind != "f" or arr.dtype == np.float16:
+        arr = arr.astype(np.float64)
+    finite = np.isfinite(arr)
+    if not finite.all():
+        where = tuple(int(i) for i in np.argwhere(~finite)[0])
+        raise MtlensError(f"{name} contains {arr[where]} at index {where}; the encoder must return finite codes")
+    if arr.size == 0:
+        return arr
+    peaks = np.abs(arr.reshape(-1, arr.shape[-1])).max(axis=0).astype(np.float64)
+    if peaks.max() > MAX_CODE_MAGNITUDE:
+        raise MtlensError(
+            f"{name} reach {peaks.max():.3g} in dimension {int(np.argmax(peaks))}; the metrics square codes and "
+            f"take magnitudes up to {MAX_CODE_MAGNITUDE:g}: rescale the codes"
+        )
+    if arr.dtype == np.float32:
+        nonzero = peaks[peaks > 0]
+        if nonzero.size and (nonzero.max() > _FLOAT32_SAFE[1] or nonzero.min() < _FLOAT32_SAFE[0]):
+            arr = arr.astype(np.float64)
+    return arr
+
+
 def as_codes(codes: object, name: str = "codes", min_dims: int = 1) -> np.ndarray:
-    """Returns `codes` as a finite float array [N, d] (float inputs keep their dtype; others become float64)."""
-    if hasattr(codes, "detach"):  # torch tensor, without importing torch here
+    """Returns `codes` as a finite float array [N, d] in the dtype the metrics compute in (`as_float_array`)."""
+    if hasattr(codes, "detach"):
         codes = codes.detach().cpu().numpy()
     arr = np.asarray(codes)
     if arr.ndim != 2:
         raise MtlensError(f"{name} must be a 2-D array [num_points, num_codes], got shape {arr.shape}")
     if arr.dtype.kind not in "fiub":
         raise MtlensError(f"{name} must be numeric, got dtype {arr.dtype}")
-    if arr.dtype.kind != "f":
-        arr = arr.astype(np.float64)
     if arr.shape[0] < 2:
         raise MtlensError(f"{name} has {arr.shape[0]} point(s); the metrics need at least 2 points")
     if arr.shape[1] < min_dims:
         raise MtlensError(f"{name} has {arr.shape[1]} code dimension(s); this metric needs at least {min_dims}")
-    finite = np.isfinite(arr)
+    finite = np.isfinite(arr) if arr.dtype.kind == "f" else np.ones(arr.shape, dtype=bool)
     if not finite.all():
         row, col = np.argwhere(~finite)[0]
         raise MtlensError(
             f"{name} contains {arr[row, col]} at point {row}, dimension {col}; the encoder must return finite codes"
         )
-    return arr
+    return as_float_array(arr, name)
 
 
 def as_factors(factors: object, num_points: int, name: str = "factors", min_factors: int = 1) -> np.ndarray:
@@ -103,7 +144,14 @@ def histogram_discretize(values: np.ndarray, num_bins: int) -> np.ndarray:
     out = np.empty(values.shape, dtype=np.int64)
     for k in range(values.shape[1]):
         column = values[:, k]
-        out[:, k] = np.digitize(column, np.histogram_bin_edges(column, num_bins)[:-1])
+        try:
+            edges = np.histogram_bin_edges(column, num_bins)
+        except ValueError:  # numpy: "Too many bins for data range"
+            raise MtlensError(
+                f"code dimension {k} spans only [{column.min()!r}, {column.max()!r}], too narrow for {num_bins} "
+                f"equal-width bins in {column.dtype}; use fewer bins or codes that vary more"
+            ) from None
+        out[:, k] = np.digitize(column, edges[:-1])
     return out
 
 

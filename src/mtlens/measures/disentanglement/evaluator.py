@@ -14,6 +14,7 @@ kernels can differ in the last bit between batch sizes, which moves a code only 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -99,6 +100,35 @@ class CodeSource:
         return self._codes[np.searchsorted(self._keys, indices)]
 
 
+def encoder_device(encode: Callable[..., Any]) -> torch.device | None:
+    """Returns the device of the module behind `encode` (a module, or a bound method of one), None if unknown.
+
+    The device of its first parameter (else first buffer); None for a plain function or a module that holds
+    no tensors, whose device cannot be read.
+    """
+    owner = encode if isinstance(encode, torch.nn.Module) else getattr(encode, "__self__", None)
+    if not isinstance(owner, torch.nn.Module):
+        return None
+    for tensor in itertools.chain(owner.parameters(), owner.buffers()):
+        return tensor.device
+    return None
+
+
+def _images_device(encode: Callable[..., Any], device: str | torch.device) -> torch.device:
+    """Returns where images go: the encoder module's device, else `device` resolved ("auto": CUDA when present)."""
+    own = encoder_device(encode)
+    if own is None:
+        return resolve_device(device)
+    if not (isinstance(device, str) and device == "auto"):
+        asked = resolve_device(device)
+        if asked.type != own.type or (asked.index is not None and own.index is not None and asked.index != own.index):
+            raise MtlensError(
+                f"encode's module is on {own} but device={str(device)!r} was asked; pass device='auto' (follow the "
+                f"encoder) or move the encoder with .to({str(asked)!r}) first"
+            )
+    return own
+
+
 def _protocols(metrics: Iterable[str] | str, settings: Mapping[str, Mapping[str, Any]] | None) -> list[Protocol]:
     names = [m.strip() for m in metrics.split(",")] if isinstance(metrics, str) else list(metrics)
     if not names:
@@ -126,19 +156,21 @@ def evaluate(
 
     `dataset` is a FactorDataset (factor_sizes, index_of, images); single-valued factors are not latent
     factors (dSprites' colour, as in disentanglement_lib's dsprites_full). `encode` maps float images
-    [N, C, H, W] on `device` to codes [N, d] (torch or numpy) and must be deterministic unless
-    `cache_codes=False`. Each metric draws from RandomState(seed) with the reference configs' sizes;
+    [N, C, H, W] to codes [N, d] (torch or numpy) and must be deterministic unless `cache_codes=False`.
+    Images are put where the encoder is: on the device of its parameters when `encode` is a module or a bound
+    method of one (`model.encode`; an explicit `device` that differs is an error), else on `device`
+    ("auto": CUDA when present), so a plain function must accept images there. Each metric draws from RandomState(seed) with the reference configs' sizes;
     `settings={"mig": {"num_train": 1000}}` overrides them per metric.
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise MtlensError(f"seed must be a non-negative integer, got {seed!r}")
-    dev = resolve_device(device)
+    if not callable(encode):
+        raise MtlensError("encode must be a callable mapping images [N, C, H, W] to codes [N, d]")
+    dev = _images_device(encode, device)
     if batch_size == "auto":
         batch_size = auto_batch_size(dev)
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
         raise MtlensError(f"batch_size must be a positive integer or 'auto', got {batch_size!r}")
-    if not callable(encode):
-        raise MtlensError("encode must be a callable mapping images [N, C, H, W] to codes [N, d]")
     protocols = _protocols(metrics, settings)
     sampler = ReferenceSampler(dataset)
     plans = [p.plan(sampler, np.random.RandomState(seed)) for p in protocols]

@@ -6,6 +6,8 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
+from mtlens.errors import MtlensError
+
 
 @dataclass(frozen=True, eq=False)
 class MetricResult:
@@ -13,6 +15,15 @@ class MetricResult:
 
     name: str
     score: float
+
+    def __post_init__(self) -> None:
+        # The last guard against a silent NaN / inf: a metric that cannot give a finite number says so.
+        for key, value in self.as_dict().items():
+            if not np.isfinite(value):
+                raise MtlensError(
+                    f"{key} is {value} for these codes: the metric is undefined on them (constant, duplicated or "
+                    "extreme code dimensions); check the codes"
+                )
 
     def scalars(self) -> dict[str, float]:
         """Returns the named scalar parts besides the score (subclasses add theirs)."""

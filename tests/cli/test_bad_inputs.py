@@ -1,0 +1,297 @@
+"""Bad invocations of the `mtlens` command: each exits with code 2 and prints exactly one line on stderr.
+
+To add a case, append a `Bad(...)` row to `BAD`: an id, a function from a `Workspace` (a fresh folder with
+ready-made stores, files and a trained run, each built on first use) to the argv, a fragment the error line
+must contain, and optionally a `check` run afterwards (e.g. that a planted file did nothing) and `env`
+(environment variables for the call). Rows that need a condition (Linux) take pytest marks.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import pytest
+import torch
+
+from mtlens.cli import main
+from mtlens.runs import RunStore
+
+TRAIN_CONFIG = (
+    "study: hard_sharing\nvariants: [multi_head]\ndata: {dataset: tiny, n_tasks: 2}\n"
+    "train: {epochs: 1, batch_size: 64, progress: false, device: cpu}\n"
+)
+
+
+class Planted:
+    """Unpickling this creates a file: the payload of a hostile checkpoint."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+class Workspace:
+    """A fresh folder per case; every attribute is built on first use."""
+
+    def __init__(self, root: Path, trained_template: Callable[[], Path]) -> None:
+        self.root = root
+        self._trained_template = trained_template
+
+    @cached_property
+    def store(self) -> Path:
+        """A store with a finished and a failed run."""
+        path = self.root / "runs" / "mtlens.sqlite"
+        with RunStore(path) as store:
+            done = store.create_run("hard_sharing", {"lr": 0.001}, seed=0, name="multi-head")
+            store.start(done)
+            store.log_metrics(done, 0, {"loss": 2.0})
+            store.finish(done)
+            failed = store.create_run("single_task", {"lr": 0.1}, seed=1)
+            store.fail(failed, "loss became nan", step=1)
+        return path
+
+    @cached_property
+    def run_id(self) -> str:
+        """The id of the finished run of `store`."""
+        return RunStore(self.store).list_runs(study="hard_sharing")[0].id
+
+    @cached_property
+    def running_store(self) -> Path:
+        """A store with one run that is running in this (live) process."""
+        path = self.root / "live.sqlite"
+        with RunStore(path) as store:
+            store.start(store.create_run("s", {}, seed=0))
+        return path
+
+    @cached_property
+    def empty_file(self) -> Path:
+        path = self.root / "empty.sqlite"
+        path.touch()
+        return path
+
+    @cached_property
+    def damaged_store(self) -> Path:
+        """A store whose pages after the schema page are garbage."""
+        path = self.root / "damaged.sqlite"
+        with RunStore(path) as store:
+            for seed in range(30):
+                store.log_metrics(store.create_run("s", {"pad": "x" * 400}, seed=seed), 0, {"m": 1.0})
+        size = path.stat().st_size
+        with open(path, "r+b") as handle:
+            for page in range(1, size // 4096):
+                handle.seek(page * 4096)
+                handle.write(b"\x5a" * 4096)
+        return path
+
+    @cached_property
+    def file(self) -> Path:
+        """A regular file, to write "through" (file/x.csv)."""
+        path = self.root / "a_file"
+        path.write_text("not a folder")
+        return path
+
+    @cached_property
+    def read_only_dir(self) -> Path:
+        """A folder this process cannot write into (/sys when running as root, where modes do not bind)."""
+        if os.geteuid() == 0:
+            return Path("/sys")
+        path = self.root / "read_only"
+        path.mkdir()
+        path.chmod(0o500)
+        return path
+
+    @cached_property
+    def trained(self) -> tuple[Path, str]:
+        """A copy of a store with one trained hard-sharing run (1 epoch on tiny); returns (store, run id)."""
+        folder = self.root / "trained"
+        shutil.copytree(self._trained_template(), folder)
+        store = folder / "s.sqlite"
+        return store, RunStore(store).list_runs()[0].id
+
+    @cached_property
+    def config(self) -> Path:
+        """The study config the trained run was trained with."""
+        return self.trained[0].parent / "c.yaml"
+
+    @property
+    def marker(self) -> Path:
+        """The file a planted checkpoint creates when it is unpickled (it must never exist)."""
+        return self.root / "pwned"
+
+    def checkpoint(self, content: bytes | object) -> tuple[Path, str]:
+        """Replaces the trained run's checkpoint with bytes or a torch-saved object; returns (store, run id)."""
+        store, run_id = self.trained
+        path = store.parent / "artifacts" / run_id / "checkpoint.pt"
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            torch.save(content, path)
+        return store, run_id
+
+    def resumable(self, content: bytes | object) -> Path:
+        """Plants a checkpoint and marks the trained run interrupted, so `train` resumes from it; returns the store."""
+        store, run_id = self.checkpoint(content)
+        with sqlite3.connect(store) as conn:
+            conn.execute("UPDATE runs SET status = 'interrupted' WHERE id = ?", (run_id,))
+        conn.close()
+        return store
+
+
+@dataclass(frozen=True)
+class Bad:
+    """One bad invocation: argv from a workspace, a fragment of the expected error line, an optional check."""
+
+    id: str
+    argv: Callable[[Workspace], list[str]]
+    message: str
+    check: Callable[[Workspace], None] | None = None
+    marks: tuple = ()
+    env: Callable[[Workspace], dict[str, str]] | None = None  # environment variables set for the call
+
+
+def _eval(ws: Workspace, content: bytes | object) -> list[str]:
+    store, run_id = ws.checkpoint(content)
+    return ["eval", run_id, "--store", str(store), "--metrics", "mig"]
+
+
+def _nothing_ran(ws: Workspace) -> None:
+    assert not ws.marker.exists(), "a planted checkpoint ran code"
+
+
+def _still_empty(ws: Workspace) -> None:
+    assert ws.empty_file.stat().st_size == 0
+
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /sys as the unwritable folder")
+
+BAD: list[Bad] = [
+    # ---- data
+    Bad("data info unknown", lambda ws: ["data", "info", "nope"], "unknown dataset 'nope'"),
+    Bad("data info missing data dir", lambda ws: ["data", "info", "tiny", "--data-dir", "/does/not/exist"], "does not exist"),
+    Bad("data tasks n-tasks 0", lambda ws: ["data", "tasks", "tiny", "--n-tasks", "0"], "n_tasks must be >= 1"),
+    Bad("MTLENS_DATA is a file", lambda ws: ["data", "info", "tiny"], "(from $MTLENS_DATA) is not a folder",
+        env=lambda ws: {"MTLENS_DATA": str(ws.file)}),
+    Bad("data dir is a file", lambda ws: ["data", "info", "tiny", "--data-dir", str(ws.file)], "is not a folder"),
+    Bad("data preview not png", lambda ws: ["data", "preview", "tiny", "--out", str(ws.root / "x.jpg")], "PNG"),
+    Bad("data preview through a file", lambda ws: ["data", "preview", "tiny", "--out", str(ws.file / "g.png")],
+        "a_file is a file, not a folder"),
+    Bad("data preview missing folder", lambda ws: ["data", "preview", "tiny", "--out", str(ws.root / "no" / "g.png")],
+        "does not exist; create it first"),
+    Bad("data preview to a folder", lambda ws: ["data", "preview", "tiny", "--out", str(ws.root)], "it is a folder"),
+    Bad("data preview unwritable", lambda ws: ["data", "preview", "tiny", "--out", str(ws.read_only_dir / "g.png")],
+        "is not writable", marks=(linux_only,)),
+    # ---- train
+    Bad("train missing config", lambda ws: ["train", "--config", "nope.yaml"], "does not exist"),
+    Bad("train unknown key", lambda ws: ["train", "--config", str(ws.config), "--set", "train.epoch=3"],
+        "unknown config key 'train.epoch'"),
+    # ---- eval
+    Bad("eval unknown run", lambda ws: ["eval", "zzz", "--store", str(ws.store)], "no run 'zzz'"),
+    Bad("eval planted checkpoint", lambda ws: _eval(ws, {"format": 2, "model": Planted(ws.marker)}),
+        "nothing in it was run", check=_nothing_ran),
+    Bad("eval garbage checkpoint", lambda ws: _eval(ws, b"\x00garbage" * 40), "is not an mtlens checkpoint"),
+    Bad("eval empty checkpoint", lambda ws: _eval(ws, b""), "is empty or truncated"),
+    Bad("eval checkpoint missing keys", lambda ws: _eval(ws, {"format": 2, "model": {}}), "lacks 'optimizer'"),
+    Bad("eval checkpoint of another model", lambda ws: _eval(ws, {
+        **torch.load(ws.trained[0].parent / "artifacts" / ws.trained[1] / "checkpoint.pt", weights_only=True),
+        "model": {"encoder.weight": torch.zeros(2)}}), "does not fit this run"),
+    Bad("eval empty store", lambda ws: ["eval", "x", "--store", str(ws.empty_file)], "is empty, not a run store",
+        check=_still_empty),
+    # ---- runs list / show / export
+    Bad("runs list missing store", lambda ws: ["runs", "list", "--store", str(ws.root / "nowhere.sqlite")], "no run store at"),
+    Bad("runs list unknown status", lambda ws: ["runs", "list", "--store", str(ws.store), "--status", "done"],
+        "unknown run status 'done'"),
+    Bad("runs list empty file", lambda ws: ["runs", "list", "--store", str(ws.empty_file)], "is empty, not a run store",
+        check=_still_empty),
+    Bad("runs list damaged", lambda ws: ["runs", "list", "--store", str(ws.damaged_store)], "PRAGMA integrity_check"),
+    Bad("runs show damaged", lambda ws: ["runs", "show", "2", "--store", str(ws.damaged_store)], "PRAGMA integrity_check"),
+    Bad("runs export damaged", lambda ws: ["runs", "export", "--csv", "-", "--store", str(ws.damaged_store)],
+        "PRAGMA integrity_check"),
+    Bad("runs show unknown id", lambda ws: ["runs", "show", "abc", "--store", str(ws.store)], "no run 'abc'"),
+    Bad("runs export run and study", lambda ws: ["runs", "export", "--csv", "-", "--store", str(ws.store), "--run",
+                                                 ws.run_id, "--study", "x"], "not both"),
+    Bad("runs export no such study", lambda ws: ["runs", "export", "--csv", str(ws.root / "m.csv"), "--store", str(ws.store),
+                                                 "--study", "nosuch"], "no run of study 'nosuch' matched",
+        check=lambda ws: None if not (ws.root / "m.csv").exists() else pytest.fail("wrote a CSV for no run")),
+    Bad("runs export through a file", lambda ws: ["runs", "export", "--csv", str(ws.file / "m.csv"), "--store", str(ws.store)],
+        "a_file is a file, not a folder"),
+    Bad("runs export missing folder", lambda ws: ["runs", "export", "--csv", str(ws.root / "no" / "m.csv"), "--store",
+                                                  str(ws.store)], "does not exist; create it first"),
+    Bad("runs export to a folder", lambda ws: ["runs", "export", "--csv", str(ws.root), "--store", str(ws.store)],
+        "it is a folder"),
+    Bad("runs export unwritable", lambda ws: ["runs", "export", "--csv", str(ws.read_only_dir / "m.csv"), "--store",
+                                              str(ws.store)], "is not writable", marks=(linux_only,)),
+    # ---- runs rm
+    Bad("runs rm nothing chosen", lambda ws: ["runs", "rm", "--store", str(ws.store)], "say which runs to remove"),
+    Bad("runs rm ids and filters", lambda ws: ["runs", "rm", ws.run_id, "--study", "s", "--store", str(ws.store)], "not both"),
+    Bad("runs rm unknown id", lambda ws: ["runs", "rm", "zzz", "--store", str(ws.store)], "no run 'zzz'"),
+    Bad("runs rm unknown status", lambda ws: ["runs", "rm", "--status", "done", "--store", str(ws.store)],
+        "unknown run status 'done'"),
+    Bad("runs rm no match", lambda ws: ["runs", "rm", "--study", "nosuch", "--store", str(ws.store)],
+        "no run with study 'nosuch'"),
+    Bad("runs rm live run", lambda ws: ["runs", "rm", "--status", "running", "--store", str(ws.running_store)],
+        "is running"),
+    Bad("runs rm empty file", lambda ws: ["runs", "rm", "--status", "failed", "--store", str(ws.empty_file)],
+        "is empty, not a run store", check=_still_empty),
+    # ---- the command itself
+    Bad("unknown command", lambda ws: ["nope"], "No such command"),
+]
+
+
+@pytest.fixture(scope="module")
+def trained_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with a config and a store holding one trained run (trained once for the module)."""
+    folder = tmp_path_factory.mktemp("trained")
+    (folder / "c.yaml").write_text(TRAIN_CONFIG)
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--config", str(folder / "c.yaml"), "--store", str(folder / "s.sqlite")])
+    assert exit_.value.code == 0
+    return folder
+
+
+@pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=c.marks) for c in BAD])
+def test_bad_invocation_exits_2_with_one_line(case: Bad, tmp_path: Path, request: pytest.FixtureRequest,
+                                              monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    ws = Workspace(tmp_path, lambda: request.getfixturevalue("trained_template"))
+    argv = case.argv(ws)
+    for name, value in (case.env(ws) if case.env else {}).items():
+        monkeypatch.setenv(name, value)
+    capsys.readouterr()  # what building the workspace printed is not the command's output
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    _, err = capsys.readouterr()
+    assert exit_.value.code == 2, f"exit {exit_.value.code}, stderr: {err!r}"
+    assert err.count("\n") == 1 and err.startswith("error: "), f"not one line: {err!r}"
+    assert case.message in err, err
+    if case.check is not None:
+        case.check(ws)
+
+
+@pytest.mark.parametrize("content, message", [
+    (lambda ws: {"format": 2, "model": Planted(ws.marker)}, "nothing in it was run"),
+    (lambda ws: b"\x00garbage" * 40, "is not an mtlens checkpoint"),
+], ids=["planted", "garbage"])
+def test_training_over_a_bad_checkpoint_runs_nothing_and_fails_the_cell_in_one_line(
+        content: Callable[[Workspace], object], message: str, tmp_path: Path, request: pytest.FixtureRequest,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # On the study engine a killed cell resumes from its checkpoint when the study runs again; a checkpoint
+    # that cannot be loaded fails that cell (retried once, then recorded with its one-line reason), exit 1.
+    ws = Workspace(tmp_path, lambda: request.getfixturevalue("trained_template"))
+    store = ws.resumable(content(ws))
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--config", str(ws.config), "--store", str(store), "--backend", "serial", "--quiet"])
+    assert exit_.value.code == 1
+    _nothing_ran(ws)
+    with sqlite3.connect(store) as conn:
+        status, error = conn.execute("SELECT status, error FROM runs").fetchone()
+    conn.close()
+    assert status == "failed" and "\n" not in error and message in error, error
