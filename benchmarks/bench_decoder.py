@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from mtlens.data import create_dataset
+from mtlens.data import create_factor_dataset
 from mtlens.data.multitask import make_loader
 from mtlens.models import ConvEncoder
 from mtlens.models.decoders import ConvDecoder
@@ -66,7 +66,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    dataset = create_dataset("dsprites")
+    dataset = create_factor_dataset("dsprites")
     idx = np.sort(np.random.default_rng(0).choice(len(dataset), args.train + args.test, replace=False))
     train = ImageSplit(dataset, idx[: args.train], cache=True)
     test = ImageSplit(dataset, idx[args.train :], cache=True)

@@ -21,7 +21,14 @@ from mtlens.studies.representation import (AutoencoderSettings, DecoderSettings,
                                            embedding_cell, encode_split,
                                            encoder_from_run, encoder_geometry, pairwise_similarity,
                                            reconstruction_error, run_split, table1_cell, table6_cell, traverse)
-from mtlens.training.checkpoint import save_checkpoint
+from mtlens.training.checkpoint import rng_state
+from mtlens.training.checkpoint import save_checkpoint as _save
+
+
+def save_checkpoint(path, payload) -> None:
+    """Writes a complete checkpoint around the given model weights (as the Trainer would)."""
+    _save(path, {"optimizer": {}, "method": {}, "rng": rng_state(), "epoch": 1, "global_step": 1, "history": [],
+                 "config": {}, **payload})
 
 FAST = DecoderSettings(epochs=3, lr=2e-3, halve_every=2, batch_size=8, eval_batch_size=16, device="cpu")
 
@@ -86,7 +93,7 @@ def test_traversal_sweeps_one_latent_at_a_time(tiny) -> None:
 
 
 def _hard_sharing_run(store: RunStore, state: dict) -> str:
-    config = {"variant": "multi_head", "task": None, "train": {"epochs": 1},
+    config = {"cell": {"variant": "multi_head", "task": None}, "train": {"epochs": 1},
               "data": DataConfig(dataset="tiny", n_tasks=2, subset=40).model_dump(mode="json"),
               "model": ModelConfig(latent_dim=4).model_dump(mode="json")}
     run_id = store.create_run("hard_sharing", config, seed=0)
@@ -115,8 +122,8 @@ def test_encoders_from_the_run_store_and_their_errors(tmp_path: Path, tiny) -> N
     assert torch.equal(encoder_from_run(store, ae_run).encoder(x), ae.encode(x))
     with pytest.raises(MtlensError, match="no run 'nope'"):
         encoder_from_run(store, "nope")
-    with pytest.raises(MtlensError, match=f"run {_hard_sharing_run(store, ae.state_dict())}: its checkpoint does "
-                                          "not hold a multi_head model .*another model kind"):
+    with pytest.raises(MtlensError, match=f"{_hard_sharing_run(store, ae.state_dict())}/checkpoint.pt does not fit "
+                                          r"this run \(.*MultiHead.*\); it belongs to another model"):
         encoder_from_run(store, _last(store))
     vae_run = store.create_run("autoencoders", autoencoder_run_config("vae", data, latent_dim=4), seed=0)
     save_checkpoint(store.artifacts_dir(vae_run) / "checkpoint.pt", {"model": ae.state_dict()})

@@ -1,6 +1,6 @@
 """Encoders to analyse: from Python (any module mapping images to codes) or from the run store by run id.
 
-Stored runs come in two kinds, told apart by their config: a hard-sharing run (`variant`, `data`, `model`;
+Stored runs come in two kinds, told apart by their config: a hard-sharing run (`cell.variant`, `data`, `model`;
 rebuilt by `studies.evaluation.load_run_model`) or an auto-encoder run (`autoencoder` = {kind, latent_dim,
 activation, options}, and `data`), whose checkpoint the Trainer wrote to `<artifacts>/checkpoint.pt`.
 """
@@ -12,7 +12,7 @@ from typing import Any
 
 from torch import nn
 
-from mtlens.data import create_dataset
+from mtlens.data import create_factor_dataset
 from mtlens.data.base import FactorDataset
 from mtlens.data.multitask import Split, split_indices
 from mtlens.errors import MtlensError
@@ -57,7 +57,7 @@ def _autoencoder_run(store: RunStore, run_id: str, data_dir: str | None) -> RunE
     spec, data = run.config["autoencoder"], run.config.get("data", {})
     if "dataset" not in data:
         raise MtlensError(f"run {run.id}: its config names no dataset (data.dataset)")
-    dataset = create_dataset(data["dataset"], data_dir=data_dir if data_dir is not None else data.get("data_dir"),
+    dataset = create_factor_dataset(data["dataset"], data_dir=data_dir if data_dir is not None else data.get("data_dir"),
                              **data.get("options", {}))
     if not isinstance(dataset, FactorDataset):
         raise MtlensError(f"run {run.id}: dataset {data['dataset']!r} has no generative factors")
@@ -73,15 +73,10 @@ def _autoencoder_run(store: RunStore, run_id: str, data_dir: str | None) -> RunE
 
 def _hard_sharing_run(store: RunStore, run_id: str, data_dir: str | None) -> RunEncoder:
     run = store.get_run(run_id)
-    variant = run.config["variant"]
-    try:
-        dataset, model = load_run_model(store, run.id, data_dir)
-    except RuntimeError as err:  # load_state_dict: the keys or shapes of another model
-        first = str(err).strip().splitlines()[0]
-        raise MtlensError(f"run {run.id}: its checkpoint does not hold a {variant} model ({first}); "
-                          "it was written by another model kind") from None
+    variant = run.config["cell"]["variant"]
+    dataset, model = load_run_model(store, run.id, data_dir)  # another model's checkpoint: one line from restore
     model.eval()
-    task = run.config.get("task")
+    task = run.config["cell"].get("task")
     label = variant if task is None else f"{variant} (task {task})"
     return RunEncoder(run.id, label, dataset, model, model.encoder, dict(run.config["data"]))
 
@@ -91,7 +86,7 @@ def encoder_from_run(store: RunStore, run_id: str, data_dir: str | None = None) 
     run = store.get_run(run_id)
     if "autoencoder" in run.config:
         return _autoencoder_run(store, run.id, data_dir)
-    if "variant" in run.config:
+    if "variant" in run.config.get("cell", {}):
         return _hard_sharing_run(store, run.id, data_dir)
     raise MtlensError(f"run {run.id} ({run.study}) has no encoder to analyse; pass a hard-sharing or auto-encoder run")
 
