@@ -1,6 +1,7 @@
 """Figures of what a representation holds (seed 000 Figs. 5-12, seed 002): reconstruction grids, latent
-traversals, UMAP embeddings coloured by each true factor, PCA spectra and similarity matrices. Each function
-takes plain arrays, writes one PNG and returns its path."""
+traversals, UMAP embeddings coloured by each true factor, PCA spectra and similarity matrices. Each `*_figure`
+function takes plain arrays and returns a matplotlib Figure (a report embeds it); each `plot_*` writes one
+PNG and returns its path."""
 
 from __future__ import annotations
 
@@ -45,8 +46,8 @@ def _save(fig: Any, path: str | Path) -> Path:
     return out
 
 
-def plot_reconstructions(inputs: Any, rows: Mapping[str, Any], path: str | Path, title: str | None = None) -> Path:
-    """Writes the grid of seed 000 Figs. 6 / 9: the input row, then one row of reconstructions per encoder."""
+def reconstruction_figure(inputs: Any, rows: Mapping[str, Any], title: str | None = None) -> Any:
+    """Returns the grid of seed 000 Figs. 6 / 9: the input row, then one row of reconstructions per encoder."""
     x = _np(inputs)
     labelled = [("input", x)] + [(label, _np(r)) for label, r in rows.items()]
     for label, r in labelled:
@@ -61,12 +62,11 @@ def plot_reconstructions(inputs: Any, rows: Mapping[str, Any], path: str | Path,
         axes[i, 0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
-    return _save(fig, path)
+    return fig
 
 
-def plot_traversal(image: Any, reconstruction: Any, values: Any, images: Any, path: str | Path,
-                   title: str | None = None) -> Path:
-    """Writes one traversal grid (seed 000 Fig. 7): input and reconstruction, then a row per swept latent.
+def traversal_figure(image: Any, reconstruction: Any, values: Any, images: Any, title: str | None = None) -> Any:
+    """Returns one traversal grid (seed 000 Fig. 7): input and reconstruction, then a row per swept latent.
 
     `values` [d, steps] are the swept values of each latent, `images` [d, steps, C, H, W] the decoded images.
     """
@@ -90,12 +90,11 @@ def plot_traversal(image: Any, reconstruction: Any, values: Any, images: Any, pa
                                   va="center", fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
-    return _save(fig, path)
+    return fig
 
 
-def plot_embeddings(coords: Mapping[str, Any], factors: Any, factor_names: Sequence[str], path: str | Path,
-                    title: str | None = None) -> Path:
-    """Writes seed 000 Figs. 5 / 8: one column per encoder's 2-D embedding, one row per true factor's colouring."""
+def embedding_figure(coords: Mapping[str, Any], factors: Any, factor_names: Sequence[str], title: str | None = None) -> Any:
+    """Returns seed 000 Figs. 5 / 8: one column per encoder's 2-D embedding, one row per true factor's colouring."""
     f = _np(factors)
     if f.ndim != 2 or f.shape[1] != len(factor_names):
         raise MtlensError(f"factors must be [N, {len(factor_names)}] (one column per name), got {f.shape}")
@@ -119,12 +118,12 @@ def plot_embeddings(coords: Mapping[str, Any], factors: Any, factor_names: Seque
         fig.colorbar(sc, ax=axes[i, -1], fraction=0.08, pad=0.02)
     if title:
         fig.suptitle(title, fontsize=10)
-    return _save(fig, path)
+    return fig
 
 
-def plot_pca_spectra(explained: Mapping[str, Any], path: str | Path, effective: Mapping[str, float] | None = None,
-                     title: str | None = None) -> Path:
-    """Writes the PCA spectrum of each representation (explained-variance ratio per component, log scale)."""
+def pca_spectra_figure(explained: Mapping[str, Any], effective: Mapping[str, float] | None = None,
+                       title: str | None = None) -> Any:
+    """Returns the PCA spectrum of each representation (explained-variance ratio per component, log scale)."""
     fig = _figure(5.2, 3.4)
     ax = fig.subplots()
     for label, ratio in explained.items():
@@ -136,11 +135,11 @@ def plot_pca_spectra(explained: Mapping[str, Any], path: str | Path, effective: 
     ax.set_ylabel("explained variance ratio")
     ax.legend(fontsize=7)
     ax.set_title(title or "PCA spectrum of each representation", fontsize=10)
-    return _save(fig, path)
+    return fig
 
 
-def plot_similarity(labels: Sequence[str], matrix: Any, path: str | Path, title: str = "") -> Path:
-    """Writes a labelled heat map of a pairwise similarity matrix (CKA, mean CCA) between representations."""
+def similarity_figure(labels: Sequence[str], matrix: Any, title: str = "") -> Any:
+    """Returns a labelled heat map of a pairwise similarity matrix (CKA, mean CCA) between representations."""
     m = _np(matrix)
     if m.shape != (len(labels), len(labels)):
         raise MtlensError(f"a similarity matrix for {len(labels)} labels must be square, got {m.shape}")
@@ -155,4 +154,32 @@ def plot_similarity(labels: Sequence[str], matrix: Any, path: str | Path, title:
     fig.colorbar(im, ax=ax, fraction=0.046)
     if title:
         ax.set_title(title, fontsize=10)
-    return _save(fig, path)
+    return fig
+
+
+def plot_reconstructions(inputs: Any, rows: Mapping[str, Any], path: str | Path, title: str | None = None) -> Path:
+    """Writes `reconstruction_figure` as a PNG; returns its path."""
+    return _save(reconstruction_figure(inputs, rows, title), path)
+
+
+def plot_traversal(image: Any, reconstruction: Any, values: Any, images: Any, path: str | Path,
+                   title: str | None = None) -> Path:
+    """Writes `traversal_figure` as a PNG; returns its path."""
+    return _save(traversal_figure(image, reconstruction, values, images, title), path)
+
+
+def plot_embeddings(coords: Mapping[str, Any], factors: Any, factor_names: Sequence[str], path: str | Path,
+                    title: str | None = None) -> Path:
+    """Writes `embedding_figure` as a PNG; returns its path."""
+    return _save(embedding_figure(coords, factors, factor_names, title), path)
+
+
+def plot_pca_spectra(explained: Mapping[str, Any], path: str | Path, effective: Mapping[str, float] | None = None,
+                     title: str | None = None) -> Path:
+    """Writes `pca_spectra_figure` as a PNG; returns its path."""
+    return _save(pca_spectra_figure(explained, effective, title), path)
+
+
+def plot_similarity(labels: Sequence[str], matrix: Any, path: str | Path, title: str = "") -> Path:
+    """Writes `similarity_figure` as a PNG; returns its path."""
+    return _save(similarity_figure(labels, matrix, title), path)
