@@ -167,6 +167,10 @@ def _nothing_ran(ws: Workspace) -> None:
     assert not ws.marker.exists(), "a planted checkpoint ran code"
 
 
+def _no_store(ws: Workspace) -> None:
+    assert not (ws.root / "s.sqlite").exists(), "a bad config created the run store"
+
+
 def _still_empty(ws: Workspace) -> None:
     assert ws.empty_file.stat().st_size == 0
 
@@ -241,6 +245,23 @@ BAD: list[Bad] = [
         "is running"),
     Bad("runs rm empty file", lambda ws: ["runs", "rm", "--status", "failed", "--store", str(ws.empty_file)],
         "is empty, not a run store", check=_still_empty),
+    # ---- the representation studies (issue 14): checked before a run or a report is written
+    Bad("decoding single task out of range", lambda ws: ["reproduce", "decoding", "--store", str(ws.root / "s.sqlite"),
+                                                         "--set", "single_tasks=[12]"],
+        "single_tasks [12] are not task indices 0..9", check=lambda ws: _no_store(ws)),
+    Bad("decoding non-factor dataset", lambda ws: ["reproduce", "decoding", "--store", str(ws.root / "s.sqlite"),
+                                                   "--set", "data.dataset=multimnist"],
+        "dataset 'multimnist' has no generative factors", check=lambda ws: _no_store(ws)),
+    Bad("decoding too few embedded points", lambda ws: ["reproduce", "decoding", "--store", str(ws.root / "s.sqlite"),
+                                                        "--set", "embeddings.points=10"],
+        "embeddings.points=10 must exceed embeddings.n_neighbors=15", check=lambda ws: _no_store(ws)),
+    Bad("geometry more points than the test split", lambda ws: ["reproduce", "geometry", "--store",
+                                                                str(ws.root / "s.sqlite"), "--set", "points=5000"],
+        "points=5000 but the test split holds 800 images", check=lambda ws: _no_store(ws)),
+    Bad("autoencoders unknown representation", lambda ws: ["reproduce", "autoencoders", "--store",
+                                                           str(ws.root / "s.sqlite"), "--set", "representations=[pca]"],
+        "Input should be 'ground_truth', 'raw_factors', 'ae', 'vae' or 'factor_vae' (got 'pca')",
+        check=lambda ws: _no_store(ws)),
     # ---- the command itself
     Bad("unknown command", lambda ws: ["nope"], "No such command"),
 ]
