@@ -286,6 +286,23 @@ BAD: list[Bad] = [
         lambda ws: _filters(ws, "sweep.layouts=[{name: mine, groups: [[1, 2, 3], [1, 2, 4], [5, 6, 7], [5, 6, 8]], "
                                 "clusters: [[0, 1], [2, 7]]}]"),
         "cluster pair (2, 7) names unknown task 7; the layout has tasks 0..3", check=_no_store),
+    # ---- the representation studies (issue 14): checked before a run or a report is written
+    Bad("decoding single task out of range", lambda ws: ["reproduce", "decoding", "--store", str(ws.root / "f.sqlite"),
+                                                         "--set", "single_tasks=[12]"],
+        "single_tasks [12] are not task indices 0..9", check=_no_store),
+    Bad("decoding non-factor dataset", lambda ws: ["reproduce", "decoding", "--store", str(ws.root / "f.sqlite"),
+                                                   "--set", "data.dataset=multimnist"],
+        "dataset 'multimnist' has no generative factors", check=_no_store),
+    Bad("decoding too few embedded points", lambda ws: ["reproduce", "decoding", "--store", str(ws.root / "f.sqlite"),
+                                                        "--set", "embeddings.points=10"],
+        "embeddings.points=10 must exceed embeddings.n_neighbors=15", check=_no_store),
+    Bad("geometry more points than the test split", lambda ws: ["reproduce", "geometry", "--store",
+                                                                str(ws.root / "f.sqlite"), "--set", "points=5000"],
+        "points=5000 but the test split holds 800 images", check=_no_store),
+    Bad("autoencoders unknown representation", lambda ws: ["reproduce", "autoencoders", "--store",
+                                                           str(ws.root / "f.sqlite"), "--set", "representations=[pca]"],
+        "Input should be 'ground_truth', 'raw_factors', 'ae', 'vae' or 'factor_vae' (got 'pca')",
+        check=_no_store),
     # ---- the command itself
     Bad("unknown command", lambda ws: ["nope"], "No such command"),
 ]
