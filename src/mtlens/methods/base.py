@@ -16,6 +16,11 @@ them is right for every method, and the Trainer makes exactly these, nothing loo
   callable returning the same batch's [T] losses with the moved parameters, called (under no_grad) only by
   the methods that need them (famo: its logit update), so it costs the others nothing.
 - ``method.epoch_end()``. Once after each epoch (dwa: the epoch's average losses set its next weights).
+- ``method.validation_step(val_losses, train_losses, params)``, only where ``method.needs_validation_batch``
+  (Auto-Lambda). Once per step, before ``backward``: ``val_losses`` is a callable returning the [T] losses of a
+  validation batch, ``train_losses`` one returning this step's training-batch losses, both with the model's
+  current parameters (and their graph); ``params`` are the model's parameters (shared and task-specific), which
+  the method may move temporarily and restores exactly. The Trainer draws the batch from its "val" split.
 - ``method.state_dict()`` / ``method.load_state_dict(state)``. The method's state (step, learnable tensors,
   generators, moving averages, optimiser moments), so a resumed run continues exactly.
 
@@ -93,6 +98,8 @@ class Method(ABC):
     option_rules: ClassVar[Mapping[str, Rule]] = {}
     #: Names of attributes that make up the method's state (tensors, numbers, tuples).
     state_keys: ClassVar[tuple[str, ...]] = ()
+    #: True when the method needs a validation batch every step (`validation_step`), e.g. Auto-Lambda.
+    needs_validation_batch: ClassVar[bool] = False
 
     def __init__(self, n_tasks: int | None = None, level: str = "param", **options: Any) -> None:
         self.n_tasks = check_n_tasks(n_tasks, self.name, self.per_task_state)
@@ -153,6 +160,18 @@ class Method(ABC):
 
     def epoch_end(self) -> None:
         """Runs after the last step of each epoch; nothing by default (DWA closes its epoch average)."""
+
+    def validation_step(
+        self,
+        val_losses: Callable[[], torch.Tensor],
+        train_losses: Callable[[], torch.Tensor],
+        params: Sequence[torch.Tensor],
+    ) -> None:
+        """Runs before `backward` when `needs_validation_batch`; nothing by default (Auto-Lambda's meta-step).
+
+        `val_losses()` / `train_losses()` return the [T] losses of a validation batch / of this step's training
+        batch at the current parameters; `params` are the model's parameters, restored exactly on return.
+        """
 
     # ------------------------------------------------------------------ state, like torch.optim
     def state_dict(self) -> dict[str, Any]:
@@ -220,6 +239,8 @@ class GradientAggregator(Method):
     option_rules = {"batched": Flag()}
     claims: ClassVar[frozenset[str]] = frozenset()
     exemptions: ClassVar[Mapping[str, str]] = {}
+    #: True when the update is exactly sum_t w_t g_t with w the reported weights (CR-MOGM can smooth them).
+    weighted: ClassVar[bool] = False
 
     def __init__(self, n_tasks: int | None = None, level: str = "param", batched: bool = True, **options: Any) -> None:
         #: batched=True (default): the T rows of a Jacobian come from one vmap'd backward (autograd's
@@ -229,6 +250,15 @@ class GradientAggregator(Method):
         super().__init__(n_tasks, level, batched=batched, **options)
         #: The weights of the last step: the combination coefficients where the method has them.
         self.last_weights = torch.ones(n_tasks or 0)
+
+    @property
+    def min_rows(self) -> int:
+        """Returns the fewest task gradients (beyond one, which every method returns as it is) the method accepts."""
+        return 1
+
+    def head_objective(self, losses: torch.Tensor) -> torch.Tensor:
+        """Returns the scalar whose gradient the task-specific parameters get: the sum of the losses by default."""
+        return losses.sum()
 
     @abstractmethod
     def aggregate(self, jacobian: torch.Tensor, losses: torch.Tensor | None = None) -> torch.Tensor:
@@ -241,7 +271,7 @@ class GradientAggregator(Method):
             )
         # Task-specific parameters get each their own task's gradient: sum of the losses, no weighting.
         if task_params:
-            torch.autograd.backward(losses.sum(), inputs=task_params, retain_graph=True)
+            torch.autograd.backward(self.head_objective(losses), inputs=task_params, retain_graph=True)
         if self.level == "feature":
             jac_z = task_jacobian(losses, [representation], batched=self.batched)
             direction = self.aggregate(jac_z, losses.detach())
