@@ -168,6 +168,9 @@ class GramAggregator(Aggregator):
     weighted = True
     #: False where the weights ignore the gradients (random weights): no Gram matrix is formed at all.
     uses_gram: ClassVar[bool] = True
+    #: True where the weights hinge on rank decisions (pseudo-inverses, dependence tests): G is then formed in
+    #: float64 from the Jacobian's values, so equal values give equal weights whatever the Jacobian's dtype.
+    exact_gram: ClassVar[bool] = False
     option_rules = {"gramian": Flag()}
     gramian: bool
 
@@ -184,7 +187,7 @@ class GramAggregator(Aggregator):
     def weights_from(self, jacobian: torch.Tensor, losses: torch.Tensor | None) -> tuple[torch.Tensor, float]:
         """Returns (the float64 weights, the scale) for a checked Jacobian (T >= 2)."""
         if self.uses_gram:
-            g, scale = gram(jacobian)
+            g, scale = gram(jacobian.to(torch.float64) if self.exact_gram else jacobian)
         else:
             g, scale = torch.zeros(jacobian.shape[0], jacobian.shape[0], dtype=torch.float64), 1.0
         return self._gram_weights(g, scale, losses).to(torch.float64), scale

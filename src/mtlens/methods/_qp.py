@@ -82,6 +82,7 @@ def nonneg_qp(
 
 def project_simplex(v: np.ndarray) -> np.ndarray:
     """Returns the Euclidean projection of v onto the probability simplex (Duchi et al. 2008, Fig. 1)."""
+    v = v - v.max()  # the projection ignores a common shift; this keeps the largest entry exact at any scale
     u = np.sort(v)[::-1]
     excess = np.cumsum(u) - 1.0
     k = np.arange(1, v.shape[0] + 1)

@@ -106,9 +106,14 @@ class Method(ABC):
         self.level = check_level(level, self.name, self.levels)
         #: The checked options, also set as attributes of the same names.
         self.options = check_options(type(self), options, self.n_tasks)
+        type(self).check_combination(self.n_tasks, self.level, self.options)
         for key, value in self.options.items():
             setattr(self, key, value)
         self.step = 0
+
+    @classmethod
+    def check_combination(cls, n_tasks: int | None, level: str, options: Mapping[str, Any]) -> None:
+        """Raises MtlensError when checked options do not fit together or with the level (nothing by default)."""
 
     # ------------------------------------------------------------------ the life cycle
     def to(self, device: str | torch.device) -> "Method":
