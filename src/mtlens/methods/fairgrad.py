@@ -11,9 +11,9 @@ code; the paper sweeps alpha in {0.5, 1, 2, 5, ...}).
 
 Solver (a choice): the authors, LibMTL and TorchJD 0.18 call scipy's `least_squares` on G x - x^(-1/alpha) from
 x = 1/T with bounds x >= 0 and its default tolerances; here the equations are solved as the minimum of a
-strictly convex function by damped Newton steps to 1e-10 (`_solvers.fair_weights`), on G / |G|_F with the
+strictly convex function by damped Newton steps, to 1e-12 relative (`_solvers.fair_weights`), on G / |G|_F with the
 weights rescaled exactly (x = x' (s |G|_F)^(-alpha / (1 + alpha)) for G = s G'). The two agree to the
-least-squares tolerance (1e-6 relative in the tests). Defined cases: a task whose gradient is exactly zero
+least-squares tolerance (1e-6 in the tests). Defined cases: a task whose gradient is exactly zero
 takes weight 0 (no finite weight solves its equation, 0 = x^(-1/alpha)) and the others solve their own
 allocation; gradients with a zero convex combination have no solution, and a one-line error says so.
 """

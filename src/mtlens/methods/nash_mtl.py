@@ -10,7 +10,7 @@ acts, TorchJD 0.18 clips the aggregated vector as here).
 
 Solver (a choice): the authors run 20 iterations of a concave-convex procedure with cvxpy/ECOS and, when ECOS
 fails, silently keep the previous weights. Here the equations are solved directly as the minimum of the
-strictly convex a^T G a / 2 - sum log a (damped Newton, `_solvers.nash_weights`, to 1e-10), so no cvxpy
+strictly convex a^T G a / 2 - sum log a (damped Newton, `_solvers.nash_weights`, to 1e-12), so no cvxpy
 dependency; a failure raises MtlensError naming the step. Defined cases: a task whose gradient is exactly
 zero takes weight 0 (its weight cannot change the update) and the bargaining is solved among the others;
 gradients with a zero convex combination (e.g. two exactly opposite ones) have no solution and raise.

@@ -6,7 +6,8 @@
   scores are averaged (Multi-Krum; 1 is Krum). Distances come from the Gram matrix,
   |g_i - g_j|^2 = G_ii + G_jj - 2 G_ij. The score needs at least one neighbour, so T >= f + 3 (TorchJD's
   check; the paper's convergence guarantee asks T > 2 f + 2). Equal scores go to the lower task index.
-  Defaults: f = 1 (the least robustness that is any; TorchJD has no default), n_selected = 1 (Krum).
+  Defaults: f = 0 (no task is adversarial in multi-task learning; Krum is then the gradient closest to its
+  T - 2 nearest others, a medoid that ignores outlying tasks; TorchJD has no default), n_selected = 1 (Krum).
 - Trimmed mean (Yin, Chen, Ramchandran & Bartlett 2018, "Byzantine-Robust Distributed Learning: Towards
   Optimal Statistical Rates", Definition 2): per coordinate, the `trim_number` largest and smallest values are
   dropped and the rest averaged; T >= 2 trim_number + 1. Default trim_number = 1 (TorchJD has no default).
@@ -68,7 +69,7 @@ class Krum(GramAggregator):
         self,
         n_tasks: int | None = None,
         level: str = "param",
-        n_byzantine: int = 1,
+        n_byzantine: int = 0,
         n_selected: int = 1,
         batched: bool = True,
         gramian: bool = False,
