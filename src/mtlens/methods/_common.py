@@ -208,7 +208,9 @@ class GramAggregator(Aggregator):
             self.check_rows(n)
             if self.uses_gram:
                 g = shared_gramian(losses, shared, representation)
-                bad = ~torch.isfinite(g.diagonal())
+                # a non-finite loss spreads NaN through the whole second-order pass: name it first
+                bad = ~torch.isfinite(losses.detach().cpu())
+                bad = bad if bool(bad.any()) else ~torch.isfinite(g.diagonal())
                 if bool(bad.any()):
                     t = int(bad.nonzero()[0, 0])
                     raise MtlensError(
