@@ -176,7 +176,7 @@ def test_the_trainer_calls_the_life_cycle_in_order() -> None:
 
 @pytest.mark.parametrize("name", available_methods())
 def test_every_method_has_the_whole_life_cycle_with_defaults(name: str) -> None:
-    method = create_method(name, 2)
+    method = create_method(name, 3)
     assert method.to("cpu") is method
     assert isinstance(method.parameters(), list)
     calls = []
@@ -188,7 +188,7 @@ def test_every_method_has_the_whole_life_cycle_with_defaults(name: str) -> None:
     method.load_state_dict(method.state_dict())
 
 
-@pytest.mark.parametrize("name", [n for n in available_methods() if "device" in rules_of(type(create_method(n, 2)))])
+@pytest.mark.parametrize("name", [n for n in available_methods() if "device" in rules_of(METHODS.get(n))])
 def test_device_auto_resolves_with_the_one_resolver(name: str) -> None:
     # before: torch.device("auto") raised a raw RuntimeError in the loss-weighting methods
     want = torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -23,7 +23,7 @@ BAD = {
     PerTask: ["abc", [1.0], [[1.0, 2.0]], [float("nan"), 1.0]],
     MethodName: ["nope", 3, None, "ew", "graddrop"],  # unknown, not a name, none, and methods of another kind
     OptionMap: ["abc", [1, 2], {1: 2}],
-    TaskIndices: ["abc", [], [0.5], [-1], [0, 0], [2], True],
+    TaskIndices: ["abc", [], [0.5], [-1], [0, 0], [3], True],
 }
 
 
@@ -39,8 +39,8 @@ def test_every_option_has_a_rule_and_its_default_passes(name: str) -> None:
     params, rules = _params(cls), rules_of(cls)
     assert set(params) == set(rules), f"{name}: options without a rule or rules without an option"
     defaults = {k: p.default for k, p in params.items()}
-    assert check_method_options(name, 2, "param", defaults).keys() == defaults.keys()
-    method = create_method(name, 2, **defaults)
+    assert check_method_options(name, 3, "param", defaults).keys() == defaults.keys()
+    method = create_method(name, 3, **defaults)
     assert set(method.options) == set(defaults)
 
 
@@ -54,11 +54,11 @@ def test_every_rule_refuses_bad_values_in_one_line(name: str) -> None:
             bad = bad + ([] if rule.scalar else [0.5]) + ([] if rule.optional else [None])
         for value in bad:
             with pytest.raises(MtlensError) as err:
-                check_method_options(name, 2, "param", {key: value})
+                check_method_options(name, 3, "param", {key: value})
             message = str(err.value)
             assert "\n" not in message and f"option {key} must be" in message and "valid options:" in message
             with pytest.raises(MtlensError):  # construction applies the same rules
-                create_method(name, 2, **{key: value})
+                create_method(name, 3, **{key: value})
 
 
 def test_the_issues_examples() -> None:

@@ -92,6 +92,8 @@ class Method(ABC):
     uses_gradients: ClassVar[bool] = False
     #: Levels at which the method is defined; a method that needs parameter gradients by definition says so.
     levels: ClassVar[tuple[str, ...]] = LEVELS
+    #: Why the method refuses level "feature", where it does (for the error message).
+    level_reason: ClassVar[str] = ""
     #: True when the method keeps per-task state, so n_tasks is fixed at construction.
     per_task_state: ClassVar[bool] = False
     #: The options of `__init__` (beyond n_tasks and level) and what each accepts; base classes' are inherited.
@@ -103,7 +105,7 @@ class Method(ABC):
 
     def __init__(self, n_tasks: int | None = None, level: str = "param", **options: Any) -> None:
         self.n_tasks = check_n_tasks(n_tasks, self.name, self.per_task_state)
-        self.level = check_level(level, self.name, self.levels)
+        self.level = check_level(level, self.name, self.levels, self.level_reason)
         #: The checked options, also set as attributes of the same names.
         self.options = check_options(type(self), options, self.n_tasks)
         type(self).check_combination(self.n_tasks, self.level, self.options)

@@ -34,6 +34,7 @@ class DBMTL(TrackingAggregator):
 
     name = "db_mtl"
     levels = ("param",)
+    level_reason = "it averages gradients across steps, and " + PER_SAMPLE_REASON
     buffer_keys = ("average",)
     state_keys = ("average", "calls")
     claims = frozenset({"permutation_invariant", "scale_equivariant", "finite_on_zero", "finite_on_rank1"})

@@ -38,6 +38,7 @@ class MoCo(TrackingAggregator):
 
     name = "moco"
     levels = ("param",)
+    level_reason = "it averages gradients across steps, and " + PER_SAMPLE_REASON
     buffer_keys = ("tracked",)
     state_keys = ("tracked", "simplex_weights", "calls")
     claims = frozenset({"permutation_invariant", "scale_invariant", "finite_on_zero", "finite_on_rank1"})

@@ -265,12 +265,13 @@ def check_n_tasks(n_tasks: Any, name: str, required: bool) -> int | None:
     return int(n_tasks)
 
 
-def check_level(level: Any, name: str, levels: tuple[str, ...]) -> str:
-    """Returns the level, or raises naming the levels the method is defined at."""
+def check_level(level: Any, name: str, levels: tuple[str, ...], reason: str = "") -> str:
+    """Returns the level, or raises naming the levels the method is defined at (and why, when `reason`)."""
     if level not in LEVELS:
         raise MtlensError(f"{name}: unknown level {show(level)}; choose 'param' or 'feature'")
     if level not in levels:
-        raise MtlensError(f"{name} is defined on parameter gradients only; use level='param'")
+        why = f" ({reason})" if reason else ""
+        raise MtlensError(f"{name} is defined on parameter gradients only{why}; use level='param'")
     return str(level)
 
 
@@ -307,7 +308,7 @@ def check_method_options(
         raise MtlensError(f"a method name must be a string, got {show(name)}")
     cls = METHODS.get(name)
     checked_tasks = check_n_tasks(n_tasks, cls.name, cls.per_task_state)
-    check_level(level, cls.name, cls.levels)
+    check_level(level, cls.name, cls.levels, cls.level_reason)
     if options is not None and not isinstance(options, Mapping):
         raise MtlensError(f"{cls.name}: options must be a mapping of option name to value, got {show(options)}")
     checked = check_options(cls, dict(options or {}), checked_tasks)

@@ -19,9 +19,13 @@ baselines that ignore outlying tasks.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 import torch
 
+from mtlens.errors import MtlensError
 from mtlens.methods._common import Aggregator, GramAggregator, compute_dtype
 from mtlens.methods.graddrop import kept_fraction
 from mtlens.methods.options import Integer
@@ -30,6 +34,11 @@ from mtlens.methods.registry import METHODS
 _ROBUST_CLAIMS = frozenset({
     "permutation_invariant", "scale_equivariant", "finite_on_zero", "finite_on_rank1", "levels_agree"
 })
+
+
+def _check_tasks(name: str, n_tasks: int | None, needed: int, why: str) -> None:
+    if n_tasks is not None and 1 < n_tasks < needed:
+        raise MtlensError(f"{name}: {why}; got n_tasks={n_tasks}")
 
 
 def krum_weights(g: torch.Tensor, n_byzantine: int, n_selected: int) -> torch.Tensor:
@@ -85,6 +94,14 @@ class Krum(GramAggregator):
         return (f"with n_byzantine={self.n_byzantine} and n_selected={self.n_selected} it needs at least "
                 f"{self.min_rows} task gradients (n_byzantine + 3, and n_selected); lower n_byzantine")
 
+    @classmethod
+    def check_combination(cls, n_tasks: int | None, level: str, options: Mapping[str, Any]) -> None:
+        """Refuses a given task count (above one) below the definition's domain before any step runs."""
+        f, k = options.get("n_byzantine", 0), options.get("n_selected", 1)
+        _check_tasks("krum", n_tasks, max(f + 3, k),
+                     f"with n_byzantine={f} and n_selected={k} it needs at least {max(f + 3, k)} tasks "
+                     "(n_byzantine + 3, and n_selected); lower n_byzantine")
+
     def _gram_weights(self, g, scale, losses):  # type: ignore[no-untyped-def]
         return krum_weights(g, self.n_byzantine, self.n_selected)
 
@@ -105,6 +122,14 @@ class TrimmedMean(Aggregator):
     def __init__(self, n_tasks: int | None = None, level: str = "param", trim_number: int = 1,
                  batched: bool = True) -> None:
         super().__init__(n_tasks, level, batched, trim_number=trim_number)
+
+    @classmethod
+    def check_combination(cls, n_tasks: int | None, level: str, options: Mapping[str, Any]) -> None:
+        """Refuses a given task count (above one) below the definition's domain before any step runs."""
+        k = options.get("trim_number", 1)
+        _check_tasks("trimmed_mean", n_tasks, 2 * k + 1,
+                     f"trim_number={k} drops {2 * k} values per coordinate, so it needs at least {2 * k + 1} tasks; "
+                     "lower trim_number")
 
     @property
     def min_rows(self) -> int:
