@@ -199,15 +199,14 @@ class GramAggregator(Aggregator):
     def _backward(self, losses, shared, representation, task_params):  # type: ignore[no-untyped-def]
         if not (self.gramian and self.level == "param") or task_params is None:
             return super()._backward(losses, shared, representation, task_params)
-        if task_params:
-            torch.autograd.backward(self.head_objective(losses), inputs=task_params, retain_graph=True)
+        jac_z = self.task_rows(losses, representation, task_params)
         n = losses.shape[0]
         if n == 1:
             weights = torch.ones(1, dtype=torch.float64)
         else:
             self.check_rows(n)
             if self.uses_gram:
-                g = shared_gramian(losses, shared, representation)
+                g = shared_gramian(losses, shared, representation, jac_z=jac_z)
                 # a non-finite loss spreads NaN through the whole second-order pass: name it first
                 bad = ~torch.isfinite(losses.detach().cpu())
                 bad = bad if bool(bad.any()) else ~torch.isfinite(g.diagonal())
@@ -221,7 +220,7 @@ class GramAggregator(Aggregator):
             else:
                 g, scale = torch.zeros(n, n, dtype=torch.float64), 1.0
             weights = self._gram_weights(g, scale, losses.detach()).to(torch.float64)
-            if self.uses_gram and not math.isfinite(float(weights @ g @ weights)) :
+            if self.uses_gram and not math.isfinite(float(weights @ g @ weights)):
                 raise MtlensError(
                     f"{self.name}: the aggregated update overflows; scale the losses down"
                 )
