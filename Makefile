@@ -9,11 +9,12 @@ setup: $(STAMP)
 
 # torch is installed as `torch==2.13.0` only when missing: on these machines that pin resolves to a local
 # CPU build, while any other torch requirement pulls several GB of CUDA wheels. An installed torch is never
-# upgraded (pyproject asks torch>=2.2, which it satisfies).
+# upgraded (pyproject asks torch>=2.2, which it satisfies). The ray extra is installed so that the Ray
+# backend's tests run in CI.
 $(STAMP): pyproject.toml tests/requirements-nodeps.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test,ray]"
 	$(PY) -m pip install -q --no-deps -r tests/requirements-nodeps.txt
 	touch $(STAMP)
 
@@ -21,7 +22,7 @@ demo: $(STAMP)
 	$(VENV)/bin/mtlens data preview dsprites --out previews/dsprites.png
 	$(VENV)/bin/mtlens data preview shapes3d --out previews/shapes3d.png
 	$(VENV)/bin/mtlens data preview mpi3d_toy --out previews/mpi3d_toy.png
-	$(VENV)/bin/mtlens train --config configs/hard_sharing/quick.yaml
+	$(VENV)/bin/mtlens reproduce hard-sharing --preset quick
 
 test: $(STAMP)
 	$(PY) -m pytest -m "not slow"

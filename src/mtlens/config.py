@@ -24,26 +24,32 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+def _fields(model: Any) -> dict[str, Any]:
+    """Returns name -> annotation of a pydantic model's or pydantic dataclass's fields ({} for anything else)."""
+    fields = getattr(model, "__pydantic_fields__", None) if isinstance(model, type) else None
+    return {name: f.annotation for name, f in fields.items()} if isinstance(fields, dict) else {}
+
+
 def _valid_keys(model: type[BaseModel], loc: Sequence[str | int]) -> list[str]:
     current: Any = model
     for part in loc[:-1]:
-        field = getattr(current, "model_fields", {}).get(part)
-        if field is None:
+        ann = _fields(current).get(str(part))
+        if ann is None or not _fields(ann):
             return []
-        ann = field.annotation
-        current = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
-        if current is None:
-            return []
-    return sorted(getattr(current, "model_fields", {}))
+        current = ann
+    return sorted(_fields(current))
 
 
 def _format_error(model: type[BaseModel], err: ValidationError, origin: str) -> str:
     first = err.errors()[0]
     loc = [p for p in first["loc"]]
     key = ".".join(str(p) for p in loc) or "(top level)"
-    if first["type"] == "extra_forbidden":
+    if first["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
         valid = _valid_keys(model, loc)
         return f"{origin}: unknown config key {key!r}; valid keys here: {', '.join(valid)}"
+    cause = first.get("ctx", {}).get("error")
+    if isinstance(cause, MtlensError):  # a validator's own one-line message
+        return f"{origin}: {cause}"
     if first["type"] == "missing":
         return f"{origin}: config key {key!r} is required"
     return f"{origin}: config key {key!r}: {first['msg']} (got {first.get('input')!r})"
@@ -62,8 +68,17 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
             if not isinstance(nxt, dict):
                 raise MtlensError(f"override {key!r}: {part!r} is a value, not a section")
             node = nxt
-        node[parts[-1]] = yaml.safe_load(raw)
+        node[parts[-1]] = parse_value(raw, key.strip())
     return data
+
+
+def parse_value(raw: str, key: str) -> Any:
+    """Returns an override's value parsed as YAML (`5`, `1e-3`, `[a, b]`), or raises one line naming the key."""
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError as err:
+        problem = getattr(err, "problem", None) or "not valid YAML"
+        raise MtlensError(f"override {key}={raw!r}: {problem}; quote the value or close its brackets") from None
 
 
 def validate(model: type[M], data: Mapping[str, Any], origin: str = "config") -> M:
@@ -78,7 +93,8 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     """Returns the mapping in a YAML file, or raises naming the file and the problem."""
     p = Path(path)
     if not p.is_file():
-        raise MtlensError(f"config file {str(p)!r} does not exist; see configs/ for the presets")
+        raise MtlensError(f"config file {str(p)!r} does not exist; name a shipped preset as STUDY/PRESET instead "
+                          "(`mtlens reproduce --list` shows them)")
     try:
         data = yaml.safe_load(p.read_text()) or {}
     except yaml.YAMLError as err:

@@ -138,7 +138,7 @@ class Workspace:
         return store, run_id
 
     def resumable(self, content: bytes | object) -> Path:
-        """Plants a checkpoint and marks the trained run interrupted, so `train --resume` loads it; returns the store."""
+        """Plants a checkpoint and marks the trained run interrupted, so `train` resumes from it; returns the store."""
         store, run_id = self.checkpoint(content)
         with sqlite3.connect(store) as conn:
             conn.execute("UPDATE runs SET status = 'interrupted' WHERE id = ?", (run_id,))
@@ -170,6 +170,14 @@ def _eval(ws: Workspace, content: bytes | object) -> list[str]:
 
 def _nothing_ran(ws: Workspace) -> None:
     assert not ws.marker.exists(), "a planted checkpoint ran code"
+
+
+def _filters(ws: Workspace, override: str) -> list[str]:
+    return ["reproduce", "filters", "--preset", "quick", "--store", str(ws.root / "f.sqlite"), "--set", override]
+
+
+def _no_store(ws: Workspace) -> None:
+    assert not (ws.root / "f.sqlite").exists(), "a refused study created its run store"
 
 
 def _still_empty(ws: Workspace) -> None:
@@ -210,12 +218,6 @@ BAD: list[Bad] = [
     Bad("train auto_lambda primary out of range", lambda ws: _train(ws, "--method", "auto_lambda", "--set",
                                                                      "method.options.primary=[5]"),
         "(indices must be distinct and in 0 .. 1)"),
-    Bad("train --resume planted checkpoint",
-        lambda ws: ["train", "--config", str(ws.config), "--store", str(ws.resumable({"format": 2, "model": Planted(ws.marker)})),
-                    "--resume"], "nothing in it was run", check=_nothing_ran),
-    Bad("train --resume garbage checkpoint",
-        lambda ws: ["train", "--config", str(ws.config), "--store", str(ws.resumable(b"\x00garbage" * 40)), "--resume"],
-        "is not an mtlens checkpoint"),
     # ---- eval
     Bad("eval unknown run", lambda ws: ["eval", "zzz", "--store", str(ws.store)], "no run 'zzz'"),
     Bad("eval planted checkpoint", lambda ws: _eval(ws, {"format": 2, "model": Planted(ws.marker)}),
@@ -264,6 +266,22 @@ BAD: list[Bad] = [
         "is running"),
     Bad("runs rm empty file", lambda ws: ["runs", "rm", "--status", "failed", "--store", str(ws.empty_file)],
         "is empty, not a run store", check=_still_empty),
+    # ---- reproduce filters (seed 001): refused by the study's check, before any run or data
+    Bad("filters digit repeated in a group",
+        lambda ws: _filters(ws, "sweep.layouts=[{name: mine, groups: [[1, 2, 2], [1, 2, 4], [5, 6, 7], [5, 6, 8]], "
+                                "clusters: [[0, 1], [2, 3]]}]"),
+        "group 0 is [1, 2, 2]; a digit may appear only once in a group", check=_no_store),
+    Bad("filters more groups than digits",
+        lambda ws: _filters(ws, "table5.layout={name: big, clustered: {n_clusters: 3, tasks: 2, size: 3, shared: 2}}"),
+        "need 12 distinct digits; there are 10", check=_no_store),
+    Bad("filters negative beta", lambda ws: _filters(ws, "table5.betas=[0.1, -0.5]"),
+        "config key 'table5.betas.1': Input should be greater than or equal to 0 (got -0.5)", check=_no_store),
+    Bad("filters d below 1", lambda ws: _filters(ws, "sweep.layouts=[{name: 4x3, latent_dim: 0}]"),
+        "config key 'sweep.layouts.0.latent_dim': Input should be greater than or equal to 1 (got 0)", check=_no_store),
+    Bad("filters cluster pair names an unknown task",
+        lambda ws: _filters(ws, "sweep.layouts=[{name: mine, groups: [[1, 2, 3], [1, 2, 4], [5, 6, 7], [5, 6, 8]], "
+                                "clusters: [[0, 1], [2, 7]]}]"),
+        "cluster pair (2, 7) names unknown task 7; the layout has tasks 0..3", check=_no_store),
     # ---- the command itself
     Bad("unknown command", lambda ws: ["nope"], "No such command"),
 ]
@@ -296,3 +314,25 @@ def test_bad_invocation_exits_2_with_one_line(case: Bad, tmp_path: Path, request
     assert case.message in err, err
     if case.check is not None:
         case.check(ws)
+
+
+@pytest.mark.parametrize("content, message", [
+    (lambda ws: {"format": 2, "model": Planted(ws.marker)}, "nothing in it was run"),
+    (lambda ws: b"\x00garbage" * 40, "is not an mtlens checkpoint"),
+], ids=["planted", "garbage"])
+def test_training_over_a_bad_checkpoint_runs_nothing_and_fails_the_cell_in_one_line(
+        content: Callable[[Workspace], object], message: str, tmp_path: Path, request: pytest.FixtureRequest,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # On the study engine a killed cell resumes from its checkpoint when the study runs again; a checkpoint
+    # that cannot be loaded fails that cell (retried once, then recorded with its one-line reason), exit 1.
+    ws = Workspace(tmp_path, lambda: request.getfixturevalue("trained_template"))
+    store = ws.resumable(content(ws))
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--config", str(ws.config), "--store", str(store), "--backend", "serial", "--quiet"])
+    assert exit_.value.code == 1
+    _nothing_ran(ws)
+    with sqlite3.connect(store) as conn:
+        status, error = conn.execute("SELECT status, error FROM runs").fetchone()
+    conn.close()
+    assert status == "failed" and "\n" not in error and message in error, error

@@ -97,6 +97,28 @@ def test_multimnist_splits_on_stand_in() -> None:
     assert small.describe()["overlay"] == "max" and small.describe()["digit_size"] == 18
 
 
+def test_ijcnn2022_tasks_are_the_presence_of_a_0_and_a_1_and_sabour_keeps_ordered_digits() -> None:
+    # seed 001 Table IV: "Digit 1" / "Digit 2" are entries 0 and 1 of the authors' multi-hot label
+    s = build_multimnist(seed=2, n=300, n_test=200, preset="ijcnn2022")
+    assert [(t.name, t.kind) for t in s.tasks] == [("has_0", "binary"), ("has_1", "binary")]
+    for part in (s.train, s.test):
+        labels = np.asarray(part.factors)
+        expected = np.stack([(labels == 0).any(1), (labels == 1).any(1)], 1).astype(np.float32)
+        np.testing.assert_array_equal(part.targets.numpy(), expected)
+        assert 0 < expected[:, 0].sum() < len(expected)  # both classes occur
+    desc = s.describe()
+    assert desc["task_kind"] == "presence" and desc["present"] == [0, 1] and desc["tasks"][0]["name"] == "has_0"
+    other = build_multimnist(seed=2, n=50, n_test=10, preset="ijcnn2022", present=[3, 7, 9])
+    assert [t.name for t in other.tasks] == ["has_3", "has_7", "has_9"]
+    sabour = build_multimnist(seed=2, n=50, n_test=10)
+    assert [(t.name, t.num_classes) for t in sabour.tasks] == [("digit_1", 10), ("digit_2", 10)]
+    np.testing.assert_array_equal(sabour.test.targets.numpy(), np.asarray(sabour.test.factors, dtype=np.float32))
+    with pytest.raises(MtlensError, match="present must list distinct digits 0..9, got \\[1, 1\\]"):
+        build_multimnist(n=10, n_test=5, preset="ijcnn2022", present=[1, 1])
+    with pytest.raises(MtlensError, match="unknown tasks 'which'"):
+        build_multimnist(n=10, n_test=5, tasks="which")
+
+
 def test_grouped_presets_from_seed_001() -> None:
     # seed 001 §V-B, Results: Fig. 2 (left) tasks [2,9,4], [2,9,0], [8,7,3], [8,7,5]
     assert GROUP_PRESETS["fig2_left"] == ((2, 9, 4), (2, 9, 0), (8, 7, 3), (8, 7, 5))

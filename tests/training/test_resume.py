@@ -32,7 +32,8 @@ SCRIPT = textwrap.dedent(
                 os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no status update: a hard kill
             return original(self, batch)
         Trainer.train_step = train_step
-    run_study(load_study_config(config, [f"store={store}"]), resume=resume)
+    # serial: the cell runs in this process, where Trainer is patched; a rerun resumes unfinished cells by itself
+    run_study(load_study_config(config, [f"store={store}"]), backend="serial", display=False)
     """
 )
 

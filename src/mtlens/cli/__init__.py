@@ -29,11 +29,14 @@ def _register_groups() -> None:
     global _registered
     if _registered:
         return
-    from mtlens.cli import data, eval, methods, runs, train
+    from mtlens.cli import data, eval, methods, runs, studies, train
 
     app.add_typer(data.app, name="data")
     app.add_typer(runs.app, name="runs")
     app.command("train")(train.train)
+    app.command("reproduce")(studies.reproduce)
+    app.command("sweep")(studies.sweep)
+    app.command("report")(studies.report)
     app.command("methods")(methods.methods)
     app.command("eval")(eval.eval_run)
     _registered = True

@@ -1,4 +1,8 @@
-"""`mtlens train`: run a study from a YAML config, with overrides, resuming killed runs."""
+"""`mtlens train`: run a study from a YAML config or preset, with overrides, on the engine.
+
+Finished cells are skipped and killed ones resume from their checkpoints: running the same command again
+continues a study.
+"""
 
 from __future__ import annotations
 
@@ -7,31 +11,34 @@ from typing import Optional
 
 import typer
 
+from mtlens.cli.studies import Address, Backend, Quiet, Sets, Threads, Workers, engine_options, finish
+
 
 def train(
-    config: Path = typer.Option(..., "--config", "-c", help="Study config (YAML), e.g. configs/hard_sharing/quick.yaml."),
-    set_: list[str] = typer.Option([], "--set", help="Override a config key: --set train.epochs=5 (repeatable)."),
-    resume: bool = typer.Option(False, "--resume", help="Skip finished runs and continue killed ones from their checkpoints."),
+    config: str = typer.Option(..., "--config", "-c", help="Study config: a YAML file, or a preset STUDY/PRESET (hard_sharing/quick)."),
+    set_: Sets = [],
     method: Optional[str] = typer.Option(None, "--method", help="MTL method name (see `mtlens methods`)."),
     method_level: Optional[str] = typer.Option(None, "--method-level", help="param or feature."),
     data_dir: Optional[Path] = typer.Option(None, "--data-dir", help="Folder with the official data files (else $MTLENS_DATA)."),
     store: Optional[Path] = typer.Option(None, "--store", help="Run store file (default from the config: runs/mtlens.sqlite)."),
+    backend: Backend = "pool", workers: Workers = None, threads: Threads = None, address: Address = None,
+    quiet: Quiet = False,
 ) -> None:
-    """Train the runs of a study and write its report."""
-    from mtlens.studies import load_study_config, run_study
+    """Train the cells of a study and write its report."""
+    from mtlens.errors import MtlensError
+    from mtlens.studies import STUDIES, load_study_config, run_study
+    from mtlens.studies.registry import read_source
 
     overrides = list(set_)
-    if method is not None:
-        overrides.append(f"method.name={method}")
-    if method_level is not None:
-        overrides.append(f"method.level={method_level}")
+    if method is not None or method_level is not None:
+        data, _ = read_source(config)
+        study = STUDIES.get(str(data.get("study", "")))
+        if study.method_overrides is None:
+            raise MtlensError(f"study {study.name} has no --method; set its method keys with --set")
+        overrides = study.method_overrides(method, method_level) + overrides
     if data_dir is not None:
-        overrides.append(f"data.data_dir={data_dir}")
+        overrides.append(f"data_dir={data_dir}")
     if store is not None:
         overrides.append(f"store={store}")
     cfg = load_study_config(config, overrides)
-    result = run_study(cfg, resume=resume)
-    failed = [r for r in result.records if r.status != "finished"]
-    print(f"{len(result.records) - len(failed)} runs finished, {len(failed)} failed; report in {result.report_dir}")
-    if failed:
-        raise typer.Exit(1)
+    finish(run_study(cfg, **engine_options(backend, workers, threads, address, quiet)))

@@ -1,30 +1,38 @@
 """Seed 004: every MTL method on one benchmark, at parameter and feature level, with the challenge measures.
 
-Each (seed, method, level) is one run. Every `measures.every` steps the run records GDS and GMS (from the
+Each (seed, method, level) is one cell. Every `measures.every` steps a cell records GDS and GMS (from the
 parameter-level task gradients) and FD (from the feature-level ones) as `challenge/<measure>`. The report
 holds test performance per method relative to equal weighting (Tables 1-3 layout), feature level relative to
 parameter level (Table 4), the measures' trajectories relative to the baseline (Figs. 3-5) and the ranking
-similarity of each measure with test performance (Tables 5-7).
+similarity of each measure with test performance (Tables 5-7), each beside the paper's.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from mtlens.config import Section
+from mtlens.data.base import FactorDataset
 from mtlens.errors import MtlensError
 from mtlens.measures.challenge_callback import ChallengeRecorder
 from mtlens.methods import METHODS, available_methods
 from mtlens.models import create_model
-from mtlens.runs import RunStore
-from mtlens.studies.common import (DataConfig, ModelConfig, TrainSection, artifacts_root, build_task_data,
-                                   open_or_resume, seed_everything)
+from mtlens.studies.base import StudyConfig
+from mtlens.studies.common import (DataConfig, ModelConfig, build_method, build_task_data, cell_train_config,
+                                   check_data, seed_everything)
+from mtlens.studies.engine import Cell, CellContext, Study
 from mtlens.studies.registry import STUDIES
-from mtlens.training import NonFiniteLoss, Trainer
+from mtlens.training import Trainer
+
+
+class MethodsConfig(Section):
+    """Which methods to compare (equal weighting is the baseline), at which levels, with per-method `options`."""
+
+    names: list[str] = Field(default_factory=available_methods, min_length=1)
+    levels: list[Literal["param", "feature"]] = Field(default_factory=lambda: ["param", "feature"], min_length=1)
+    options: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 class MeasuresConfig(Section):
@@ -35,110 +43,87 @@ class MeasuresConfig(Section):
     last: int = Field(50, ge=1)
 
 
-class BalancingConfig(Section):
-    """The balancing study's config (configs/balancing/*.yaml)."""
+class BalancingConfig(StudyConfig):
+    """The balancing study's config (presets: mtlens/configs/balancing/*.yaml)."""
 
     study: Literal["balancing"] = "balancing"
-    preset: str = "custom"
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    methods: list[str] = Field(default_factory=available_methods, min_length=1)
-    levels: list[Literal["param", "feature"]] = Field(default_factory=lambda: ["param", "feature"], min_length=1)
-    method_options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    methods: MethodsConfig = Field(default_factory=MethodsConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
-    train: TrainSection = Field(default_factory=TrainSection)
     measures: MeasuresConfig = Field(default_factory=MeasuresConfig)
-    store: str = "runs/mtlens.sqlite"
-    report_dir: str | None = None
 
-
-@dataclass
-class MethodRun:
-    """One trained (seed, method, level): run id, status, final test values, recorded measure trajectories."""
-
-    run_id: str
-    seed: int
-    method: str
-    level: str
-    status: str
-    values: dict[str, float] = field(default_factory=dict)
-    trajectories: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
-
-
-@dataclass
-class BalancingResult:
-    study: str
-    records: list[MethodRun]
-    report_dir: Path | None = None
+    cell_fields: ClassVar[frozenset[str]] = frozenset({"methods"})
 
 
 def _levels_for(name: str, levels: list[str]) -> list[str]:
-    # Feature level changes only methods that use per-task gradients; loss weighting would just repeat itself.
+    # Feature level changes only methods that use per-task gradients; a loss weighting is the same update at
+    # both levels, so it runs once, at parameter level (equal weighting is the baseline of every level).
     cls = METHODS.get(name)
     if getattr(cls, "uses_gradients", False):
         return [lv for lv in levels if lv in cls.levels]
-    return ["param"] if "param" in levels else []
+    return ["param"]
 
 
-def plan(cfg: BalancingConfig) -> list[tuple[int, str, str]]:
-    """Returns the (seed, method, level) runs of the study, equal weighting first."""
-    names = [METHODS.canonical(m) for m in cfg.methods]
+def _names(cfg: BalancingConfig) -> list[str]:
+    names = [METHODS.canonical(m) for m in cfg.methods.names]
     if "ew" not in names:
-        raise MtlensError("the balancing study compares every method with equal weighting; add 'ew' to methods")
-    names = ["ew"] + [n for n in dict.fromkeys(names) if n != "ew"]
-    return [(s, n, lv) for s in cfg.seeds for n in names for lv in _levels_for(n, list(cfg.levels))]
+        raise MtlensError("the balancing study compares every method with equal weighting; add 'ew' to methods.names")
+    return ["ew"] + [n for n in dict.fromkeys(names) if n != "ew"]
 
 
-def _run_config(cfg: BalancingConfig, method: str, level: str) -> dict[str, Any]:
-    body = cfg.model_dump(mode="json", include={"data", "model", "train", "measures"})
-    body["train"].pop("progress", None)
-    body["method"] = {"name": method, "level": level, "options": cfg.method_options.get(method, {})}
-    return body
+def cells(cfg: BalancingConfig) -> list[Cell]:
+    """Returns one cell per (seed, method, level), equal weighting first."""
+    options = {METHODS.canonical(k): v for k, v in cfg.methods.options.items()}
+    return [Cell(s, {"method": n, "level": lv, "options": options.get(n, {})}, f"seed{s}/{n}/{lv}")
+            for s in cfg.seeds for n in _names(cfg) for lv in _levels_for(n, list(cfg.methods.levels))]
 
 
-def run_balancing(cfg: BalancingConfig, *, resume: bool = False) -> BalancingResult:
-    """Trains every planned (seed, method, level); returns the runs and writes the report."""
-    data = build_task_data(cfg.data)
-    steps = cfg.train.epochs * -(-len(data.splits["train"]) // cfg.train.batch_size)
+def check(cfg: BalancingConfig) -> None:
+    """Raises one line for an unknown method or option, a missing baseline, or too short a run for `measures.last`."""
+    names = _names(cfg)
+    for key in cfg.methods.options:
+        if METHODS.canonical(key) not in names:
+            raise MtlensError(f"methods.options names {key!r}, which is not among methods.names")
+    dataset, n_train = check_data(cfg.data, cfg.data_dir, factors=False)
+    n_tasks = cfg.data.n_tasks if isinstance(dataset, FactorDataset) else len(dataset.tasks)
+    for cell in cells(cfg.model_copy(update={"seeds": cfg.seeds[:1]})):
+        build_method(cell.params["method"], n_tasks, cell.params["level"], dict(cell.params["options"]))
+    steps = cfg.train.epochs * -(-n_train // cfg.train.batch_size)
     recorded = -(-steps // cfg.measures.every)
     if recorded < cfg.measures.last:
         raise MtlensError(f"each run records {recorded} values per measure ({steps} steps, every "
                           f"{cfg.measures.every}), fewer than measures.last={cfg.measures.last}; lower measures.every "
                           "or measures.last, or train longer")
-    store = RunStore(cfg.store)
-    records = []
-    for seed, method_name, level in plan(cfg):
-        run, done = open_or_resume(store, cfg.study, _run_config(cfg, method_name, level), seed,
-                                   f"seed{seed}/{method_name}/{level}", resume)
-        if not done:
-            seed_everything(seed)
-            model = create_model("multi_head", data.tasks, data.input_shape, latent_dim=cfg.model.latent_dim,
-                                 activation=cfg.model.activation, head_hidden=cfg.model.head_hidden,
-                                 head_activation=cfg.model.head_activation)
-            options = dict(cfg.method_options.get(method_name, {}))
-            method = METHODS.create(method_name, len(data.tasks), level=level, **options)
-            recorder = ChallengeRecorder(every=cfg.measures.every, measures=cfg.measures.which, prefix="challenge/")
-            store.start(run.id)
-            trainer = Trainer(model, method, data.splits, cfg.train.to_train_config(seed), store=store, run_id=run.id,
-                              checkpoint_dir=store.artifacts_dir(run.id), callbacks=[recorder])
-            try:
-                values = trainer.fit(resume=resume)
-            except NonFiniteLoss:
-                records.append(MethodRun(run.id, seed, method_name, level, "failed"))
-                continue
-            except BaseException:
-                store.mark_interrupted(run.id)
-                raise
-            store.finish(run.id, values)
-        series = store.series(run.id)
-        trajectories = {m: series.get(f"challenge/{m}", []) for m in cfg.measures.which}
-        records.append(MethodRun(run.id, seed, method_name, level, "finished", store.summary(run.id), trajectories))
-    report_dir = Path(cfg.report_dir) if cfg.report_dir else artifacts_root(cfg.store) / f"{cfg.study}_{cfg.preset}"
-    from mtlens.plots.balancing import write_balancing_report
-
-    write_balancing_report(records, data.tasks, report_dir, last=cfg.measures.last,
-                           title=f"MTL methods on {data.name} ({data.source})")
-    return BalancingResult(cfg.study, records, report_dir)
 
 
-STUDIES.add("balancing", run_balancing, config=BalancingConfig)
+def run_cell(cfg: BalancingConfig, cell: Cell, ctx: CellContext) -> dict[str, float]:
+    """Trains one method at one level for one seed, recording the challenge measures; returns final test values."""
+    data = ctx.cached(["task_data", cfg.data_dir, cfg.data.model_dump(mode="json")],
+                      lambda: build_task_data(cfg.data, cfg.data_dir))
+    ctx.note("data_source", f"{data.name}: {data.source}")
+    ctx.note("tasks", [[t.name, t.kind] for t in data.tasks])
+    seed_everything(cell.seed)
+    model = create_model("multi_head", data.tasks, data.input_shape, **cfg.model.kwargs())
+    p = cell.params
+    method = build_method(p["method"], len(data.tasks), p["level"], dict(p["options"]))
+    recorder = ChallengeRecorder(every=cfg.measures.every, measures=cfg.measures.which, prefix="challenge/")
+    trainer = Trainer(model, method, data.splits, cell_train_config(cfg.train, cell.seed), store=ctx.sink,
+                      run_id=ctx.run_id, checkpoint_dir=ctx.artifacts, callbacks=[recorder])
+    return trainer.fit(resume=ctx.resume)
+
+
+def report(cfg: BalancingConfig, runs: list[Any], rep: Any) -> None:
+    """Tables 1-7 layouts beside the published ones, and the measures' trajectories relative to the baseline."""
+    from mtlens.plots.balancing import fill_report
+
+    fill_report(cfg, runs, rep)
+
+
+def method_overrides(name: str | None, level: str | None) -> list[str]:
+    """Returns the overrides of `--method NAME --method-level LEVEL`: NAME against the equal-weighting baseline."""
+    return ([f"methods.names=[ew, {name}]"] if name else []) + ([f"methods.levels=[{level}]"] if level else [])
+
+
+STUDIES.add(Study("balancing", BalancingConfig, cells, run_cell, report,
+                  title="MTL methods and the challenge measures (seed 004)", published="seed004",
+                  check=check, method_overrides=method_overrides))

@@ -1,9 +1,9 @@
-"""Config sections and builders shared by the studies: factor data with random-MLP tasks, model, training, method."""
+"""Config sections and builders shared by the studies: factor data with random-MLP tasks, model, method."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -19,16 +19,13 @@ from mtlens.data.tasks import TaskSpec
 from mtlens.errors import MtlensError
 from mtlens.methods import create_method
 from mtlens.methods.base import Method
-from mtlens.runs import RunStore
-from mtlens.runs.records import Run
 from mtlens.training import TrainConfig
 
 
 class DataConfig(Section):
-    """A factor dataset labelled by random-MLP tasks (seed 000 §3.1)."""
+    """A factor dataset labelled by random-MLP tasks (seed 000 §3.1), or a shared-input task set."""
 
     dataset: str = "dsprites"
-    data_dir: str | None = None
     n_tasks: int = Field(10, ge=1)
     task_seed: int = 0
     inputs: Literal["physical", "unit"] = "physical"
@@ -47,25 +44,10 @@ class ModelConfig(Section):
     head_hidden: tuple[int, ...] = (300, 300, 300)
     head_activation: Literal["relu", "tanh"] = "relu"
 
-
-class TrainSection(Section):
-    """Training settings (seed 000 App. C.1)."""
-
-    epochs: int = Field(200, ge=0)
-    lr: float = Field(1e-3, gt=0)
-    betas: tuple[float, float] = (0.9, 0.999)
-    batch_size: int = Field(256, ge=1)
-    eval_batch_size: int = Field(1024, ge=1)
-    device: str = "auto"
-    log_every: int = Field(50, ge=0)
-    progress: bool = True
-    num_workers: int = Field(0, ge=0)
-
-    def to_train_config(self, seed: int) -> TrainConfig:
-        """Returns the Trainer's config for one seed."""
-        return TrainConfig(epochs=self.epochs, lr=self.lr, betas=self.betas, batch_size=self.batch_size,
-                           eval_batch_size=self.eval_batch_size, seed=seed, device=self.device,
-                           log_every=self.log_every, progress=self.progress, num_workers=self.num_workers)
+    def kwargs(self) -> dict[str, Any]:
+        """Returns the keyword arguments of `create_model` this section sets."""
+        return {"latent_dim": self.latent_dim, "activation": self.activation, "head_hidden": self.head_hidden,
+                "head_activation": self.head_activation}
 
 
 class MethodConfig(Section):
@@ -77,22 +59,40 @@ class MethodConfig(Section):
 
     def build(self, n_tasks: int) -> Method:
         """Returns a new method object for `n_tasks` tasks."""
-        return create_method(self.name, n_tasks, level=self.level, **self.options)
+        return build_method(self.name, n_tasks, self.level, self.options)
 
 
-def build_factor_data(cfg: DataConfig) -> tuple[FactorDataset, RandomMLPTasks, dict[str, MultiTaskDataset]]:
+def build_method(name: str, n_tasks: int, level: str, options: dict[str, Any]) -> Method:
+    """Returns a new method, or raises one line naming a bad option or value (checked before any run is written)."""
+    return create_method(name, n_tasks, level=level, **options)
+
+
+def cell_train_config(train: TrainConfig, seed: int) -> TrainConfig:
+    """Returns the Trainer's config for one cell: the study's settings with the cell's seed, no progress bar."""
+    return dataclasses.replace(train, seed=seed, progress=False)
+
+
+def _dataset(cfg: DataConfig, data_dir: str | None) -> object:
+    """Returns the factor dataset or the task data named in the data section (each through its typed factory)."""
+    if dataset_kind(cfg.dataset) == "factor":
+        return create_factor_dataset(cfg.dataset, data_dir=data_dir, **cfg.options)
+    return create_task_data(cfg.dataset, data_dir=data_dir, **cfg.options)
+
+
+def build_factor_data(cfg: DataConfig, data_dir: str | None = None
+                      ) -> tuple[FactorDataset, RandomMLPTasks, dict[str, MultiTaskDataset]]:
     """Returns the factor dataset, its random-MLP tasks and the train/val/test multi-task datasets."""
-    if dataset_kind(cfg.dataset) != "factor":
+    dataset = _dataset(cfg, data_dir)
+    if not isinstance(dataset, FactorDataset):
         raise MtlensError(f"dataset {cfg.dataset!r} has no generative factors; random-MLP tasks need a factor dataset")
-    dataset = create_factor_dataset(cfg.dataset, data_dir=cfg.data_dir, **cfg.options)
     tasks = RandomMLPTasks.for_dataset(dataset, cfg.n_tasks, cfg.task_seed, inputs=cfg.inputs, standardize=cfg.standardize)
     split = split_indices(len(dataset), cfg.fractions, seed=cfg.split_seed, subset=cfg.subset)
     return dataset, tasks, factor_task_splits(dataset, tasks, split)
 
 
 @dataclass(frozen=True)
-class TaskData:
-    """What a study trains on: splits, tasks, input shape, and a name with its source for reports."""
+class StudyData:
+    """What a study trains on: splits, tasks, input shape, and a name with its source for reports (shared inputs)."""
 
     name: str
     source: str
@@ -101,39 +101,33 @@ class TaskData:
     input_shape: tuple[int, ...]
 
 
-def build_task_data(cfg: DataConfig) -> TaskData:
+def build_task_data(cfg: DataConfig, data_dir: str | None = None) -> StudyData:
     """Returns a factor dataset with random-MLP tasks, or a shared-input task set (MultiMNIST, Grouped-MNIST)."""
-    if dataset_kind(cfg.dataset) == "factor":
-        dataset, tasks, splits = build_factor_data(cfg)
-        return TaskData(dataset.name, str(dataset.source), tasks.tasks, splits, dataset.image_shape)
-    built = create_task_data(cfg.dataset, data_dir=cfg.data_dir, **cfg.options)
+    built = _dataset(cfg, data_dir)
+    if isinstance(built, FactorDataset):
+        dataset, tasks, splits = build_factor_data(cfg, data_dir)
+        return StudyData(dataset.name, str(dataset.source), tasks.tasks, splits, dataset.image_shape)
     if isinstance(built, TaskSplits):
-        return TaskData(built.name, str(built.source), built.tasks, built.splits(), built.input_shape)
+        return StudyData(built.name, str(built.source), built.tasks, built.splits(), built.input_shape)
     raise MtlensError(f"dataset {cfg.dataset!r} gives each task its own inputs; this study needs shared inputs "
                       "(a factor dataset, multimnist or grouped_mnist)")
+
+
+def check_data(cfg: DataConfig, data_dir: str | None, factors: bool) -> tuple[object, int]:
+    """Returns (the dataset object, its training-split size), or raises one line on a bad data section.
+
+    Cheap for factor datasets (images are read or drawn lazily, the split is index arithmetic); a task set
+    such as MultiMNIST is built here once more than in the worker.
+    """
+    dataset = _dataset(cfg, data_dir)  # unknown options and names are one-line errors of the factories
+    if isinstance(dataset, FactorDataset):
+        return dataset, len(split_indices(len(dataset), cfg.fractions, seed=cfg.split_seed, subset=cfg.subset).train)
+    if factors or not isinstance(dataset, TaskSplits):
+        raise MtlensError(f"dataset {cfg.dataset!r} has no generative factors; this study needs a factor dataset "
+                          "(dsprites, shapes3d, mpi3d_*, tiny)")
+    return dataset, len(dataset.splits()["train"])
 
 
 def seed_everything(seed: int) -> None:
     """Seeds torch (CPU and CUDA) so that model initialisation is reproducible."""
     torch.manual_seed(seed)
-
-
-def open_or_resume(store: RunStore, study: str, config: dict[str, Any], seed: int, name: str,
-                   resume: bool) -> tuple[Run, bool]:
-    """Returns (the run to use, whether it is already finished): a finished or resumable run when `resume`."""
-    from mtlens.runs import config_hash
-
-    if resume:
-        digest = config_hash(config)
-        done = [r for r in store.list_runs(study=study, status="finished") if r.config_hash == digest and r.seed == seed]
-        if done:
-            return done[-1], True
-        found = store.find_resumable(study, digest, seed)
-        if found is not None:
-            return found, False
-    return store.get_run(store.create_run(study, config, seed, name=name)), False
-
-
-def artifacts_root(store_path: str | Path) -> Path:
-    """Returns the folder next to the store where study reports go."""
-    return Path(store_path).parent / "reports"

@@ -42,20 +42,35 @@ def encoder_scores(
     return out
 
 
+def check_metrics(names: Sequence[str], options: Mapping[str, Mapping[str, Any]]) -> None:
+    """Raises one line for an unknown metric name, options for a metric not listed, or an option it does not take."""
+    from mtlens.measures.disentanglement import METRICS
+
+    canonical = [METRICS.canonical(n) for n in names]
+    for key, opts in options.items():
+        if METRICS.canonical(key) not in canonical:
+            raise MtlensError(f"metrics.options names {key!r}, which is not among metrics.names ({', '.join(names)})")
+        try:
+            METRICS.create(key, **dict(opts))
+        except TypeError as err:
+            raise MtlensError(f"metrics.options.{key}: {err}") from None
+
+
 def load_run_model(store: RunStore, run_id: str, data_dir: str | None = None) -> tuple[FactorDataset, MultiTaskModel]:
     """Returns the factor dataset and the trained model of a stored run (weights from its last checkpoint)."""
     run = store.get_run(run_id)
     cfg = run.config
-    if "variant" not in cfg or "data" not in cfg or "model" not in cfg:
+    cell = cfg.get("cell", {})
+    if "variant" not in cell or "data" not in cfg or "model" not in cfg:
         raise MtlensError(f"run {run.id} ({run.study}) has no encoder to evaluate; `mtlens eval` takes hard-sharing runs")
     data = cfg["data"]
-    dataset = create_factor_dataset(data["dataset"], data_dir=data_dir if data_dir is not None else data.get("data_dir"),
+    dataset = create_factor_dataset(data["dataset"], data_dir=data_dir if data_dir is not None else cfg.get("data_dir"),
                                     **data.get("options", {}))
     tasks = RandomMLPTasks.for_dataset(dataset, data["n_tasks"], data["task_seed"], inputs=data["inputs"]).tasks
     m = cfg["model"]
-    kwargs = {"task": cfg["task"]} if cfg["variant"] == "single_task" else {}
+    kwargs = {"task": cell["task"]} if cell["variant"] == "single_task" else {}
     torch.manual_seed(run.seed)  # an untrained (random) encoder is its seeded initialisation
-    model = create_model(cfg["variant"], tasks, dataset.image_shape, latent_dim=m["latent_dim"], activation=m["activation"],
+    model = create_model(cell["variant"], tasks, dataset.image_shape, latent_dim=m["latent_dim"], activation=m["activation"],
                          head_hidden=tuple(m["head_hidden"]), head_activation=m["head_activation"], **kwargs)
     path = store.artifacts_dir(run.id) / "checkpoint.pt"
     state = load_checkpoint(path)

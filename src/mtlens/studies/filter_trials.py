@@ -5,7 +5,8 @@
   from a permutation seeded by the trial seed), training, the noise log-variances, their L1 (eq. 11) and
   1 - |cos| dissimilarities, Table V's clustering success and margin, and test accuracies with the noise
   sampled and at its mean;
-- MultiMNIST (Table IV, preset "ijcnn2022"): test accuracies of no-noise / beta = 0 / beta > 0 / MTVIB;
+- MultiMNIST (Table IV, preset "ijcnn2022": tasks has_0 / has_1, Table IV's "Digit 1" / "Digit 2"): test
+  accuracies of no-noise / beta = 0 / beta > 0 / MTVIB;
 - the fixed-noise ablation (variant "fixed_noise"): sigma^2 = e while encoder and heads train, then the
   encoder frozen and the variances learned with the heads (§V "Ablation Analysis"), each stage a Trainer run.
 

@@ -2,134 +2,117 @@
 
 For each seed: a multi-head model, a one-head model, a single-task model per task (the multi-head model
 trained on one task's loss) and a random encoder (frozen at its initialisation; its heads are fitted as a
-probe, so its per-task test MSE says what an untrained representation supports). Each is one run in the
-store; the report holds the per-task test MSE per variant (the data behind seed 000 Fig. 13) and, when
-`metrics` are listed, the disentanglement metrics of every encoder (Fig. 3, Table 5).
+probe, so its per-task test MSE says what an untrained representation supports). Each is one cell; the
+report holds the per-task test MSE per variant (the data behind seed 000 Fig. 13) and, when `metrics.names`
+are listed, the disentanglement metrics of every encoder in the layout of Table 5 beside the published ones.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
 from mtlens.config import Section
 from mtlens.errors import MtlensError
+from mtlens.methods import METHODS
 from mtlens.models import create_model
-from mtlens.runs import RunStore
-from mtlens.studies.common import (DataConfig, MethodConfig, ModelConfig, TrainSection, artifacts_root,
-                                   build_factor_data, open_or_resume, seed_everything)
-from mtlens.studies.evaluation import encoder_scores
+from mtlens.studies.base import StudyConfig
+from mtlens.studies.common import (DataConfig, MethodConfig, ModelConfig, build_factor_data, build_method,
+                                   cell_train_config, check_data, seed_everything)
+from mtlens.studies.engine import Cell, CellContext, Study
+from mtlens.studies.evaluation import check_metrics, encoder_scores
 from mtlens.studies.registry import STUDIES
-from mtlens.training import NonFiniteLoss, Trainer
+from mtlens.training import Trainer
 
 Variant = Literal["multi_head", "one_head", "single_task", "random"]
 
 
-class HardSharingConfig(Section):
-    """The hard-sharing study's config (configs/hard_sharing/*.yaml)."""
+class MetricsConfig(Section):
+    """The disentanglement metrics of every trained encoder, with per-metric `options` (e.g. num_train)."""
+
+    names: list[str] = Field(default_factory=list)
+    options: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class HardSharingConfig(StudyConfig):
+    """The hard-sharing study's config (presets: mtlens/configs/hard_sharing/*.yaml)."""
 
     study: Literal["hard_sharing"] = "hard_sharing"
-    preset: str = "custom"
-    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
-    variants: list[Variant] = Field(default_factory=lambda: ["multi_head", "one_head", "single_task", "random"], min_length=1)
+    variants: list[Variant] = Field(default_factory=lambda: ["multi_head", "one_head", "single_task", "random"],
+                                    min_length=1)
     single_tasks: list[int] | None = None
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
-    train: TrainSection = Field(default_factory=TrainSection)
     method: MethodConfig = Field(default_factory=MethodConfig)
-    metrics: list[str] = Field(default_factory=list)
-    metrics_options: dict[str, Any] = Field(default_factory=dict)
-    store: str = "runs/mtlens.sqlite"
-    report_dir: str | None = None
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+
+    cell_fields: ClassVar[frozenset[str]] = frozenset({"variants", "single_tasks"})
 
 
-@dataclass
-class RunRecord:
-    """One trained variant: its run id, seed, variant, trained task (single-task), status and final values."""
-
-    run_id: str
-    seed: int
-    variant: str
-    task: int | None
-    status: str
-    values: dict[str, float] = field(default_factory=dict)
+def _single_tasks(cfg: HardSharingConfig) -> list[int]:
+    return cfg.single_tasks if cfg.single_tasks is not None else list(range(cfg.data.n_tasks))
 
 
-@dataclass
-class StudyResult:
-    """The runs of a study and where its report went."""
-
-    study: str
-    records: list[RunRecord]
-    report_dir: Path | None = None
-
-
-def _run_config(cfg: HardSharingConfig, variant: str, task: int | None) -> dict[str, Any]:
-    # What changes the numbers identifies a run; display settings and paths do not.
-    body = cfg.model_dump(mode="json", exclude={"preset", "store", "report_dir", "seeds", "variants", "single_tasks"})
-    body["train"].pop("progress", None)
-    body["variant"] = variant
-    body["task"] = task
-    return body
-
-
-def _plan(cfg: HardSharingConfig) -> list[tuple[int, str, int | None]]:
-    singles = cfg.single_tasks if cfg.single_tasks is not None else list(range(cfg.data.n_tasks))
-    bad = [t for t in singles if not 0 <= t < cfg.data.n_tasks]
+def check(cfg: HardSharingConfig) -> None:
+    """Raises one line for what the types cannot catch: task indices, metric names and options, method options."""
+    bad = [t for t in _single_tasks(cfg) if not 0 <= t < cfg.data.n_tasks]
     if bad:
         raise MtlensError(f"single_tasks {bad} are not task indices 0..{cfg.data.n_tasks - 1}")
-    plan = []
+    check_metrics(cfg.metrics.names, cfg.metrics.options)
+    if "random" in cfg.variants and getattr(METHODS.get(cfg.method.name), "uses_gradients", False):
+        raise MtlensError(f"the random variant's encoder is frozen, and {cfg.method.name} needs the task gradients of "
+                          "trainable shared parameters; drop random from variants or use a loss weighting (e.g. ew)")
+    for n_active in {1 if v == "single_task" else cfg.data.n_tasks for v in cfg.variants}:
+        cfg.method.build(n_active)
+    check_data(cfg.data, cfg.data_dir, factors=True)  # dataset, options, subset and split fractions
+
+
+def cells(cfg: HardSharingConfig) -> list[Cell]:
+    """Returns one cell per seed and variant (and trained task, for the single-task models)."""
+    out = []
     for seed in cfg.seeds:
         for variant in cfg.variants:
-            for task in singles if variant == "single_task" else [None]:
-                plan.append((seed, variant, task))
-    return plan
+            for task in _single_tasks(cfg) if variant == "single_task" else [None]:
+                name = f"seed{seed}/{variant}" + ("" if task is None else f"/task_{task}")
+                out.append(Cell(seed, {"variant": variant, "task": task}, name))
+    return out
 
 
-def run_hard_sharing(cfg: HardSharingConfig, *, resume: bool = False) -> StudyResult:
-    """Trains every planned variant (resuming killed runs when `resume`); returns the records and writes the report."""
-    dataset, task_set, data = build_factor_data(cfg.data)
-    store = RunStore(cfg.store)
-    records = []
-    for seed, variant, task in _plan(cfg):
-        name = f"seed{seed}/{variant}" + ("" if task is None else f"/task_{task}")
-        run, done = open_or_resume(store, cfg.study, _run_config(cfg, variant, task), seed, name, resume)
-        if done:
-            records.append(RunRecord(run.id, seed, variant, task, "finished", run.summary))
-            continue
-        seed_everything(seed)
-        kwargs = {"task": task} if variant == "single_task" else {}
-        model = create_model(variant, task_set.tasks, dataset.image_shape, latent_dim=cfg.model.latent_dim,
-                             activation=cfg.model.activation, head_hidden=cfg.model.head_hidden,
-                             head_activation=cfg.model.head_activation, **kwargs)
-        method = cfg.method.build(len(model.active_tasks))
-        store.start(run.id)
-        trainer = Trainer(model, method, data, cfg.train.to_train_config(seed), store=store, run_id=run.id,
-                          checkpoint_dir=store.artifacts_dir(run.id))
-        try:
-            values = trainer.fit(resume=resume)
-        except NonFiniteLoss as err:
-            records.append(RunRecord(run.id, seed, variant, task, "failed", {"error": str(err)}))  # type: ignore[dict-item]
-            continue
-        except BaseException:
-            store.mark_interrupted(run.id)
-            raise
-        if cfg.metrics:
-            scores = encoder_scores(dataset, model, cfg.metrics, seed=seed, settings=cfg.metrics_options,
-                                    device=cfg.train.device)
-            store.log_metrics(run.id, trainer.global_step, scores)
-            values.update(scores)
-        store.finish(run.id, values)
-        records.append(RunRecord(run.id, seed, variant, task, "finished", values))
-    report_dir = Path(cfg.report_dir) if cfg.report_dir else artifacts_root(cfg.store) / f"{cfg.study}_{cfg.preset}"
-    from mtlens.plots.hard_sharing import write_report
-
-    write_report(records, task_set.names, report_dir, title=f"Hard sharing on {dataset.name} ({dataset.source})",
-                 metrics=cfg.metrics)
-    return StudyResult(cfg.study, records, report_dir)
+def run_cell(cfg: HardSharingConfig, cell: Cell, ctx: CellContext) -> dict[str, float]:
+    """Trains one variant for one seed (then scores its encoder); returns the final test values and scores."""
+    dataset, task_set, data = ctx.cached(["factor_data", cfg.data_dir, cfg.data.model_dump(mode="json")],
+                                         lambda: build_factor_data(cfg.data, cfg.data_dir))
+    ctx.note("data_source", f"{dataset.name}: {dataset.source}")
+    ctx.note("tasks", [[t.name, t.kind] for t in task_set.tasks])
+    variant, task = cell.params["variant"], cell.params["task"]
+    seed_everything(cell.seed)
+    model = create_model(variant, task_set.tasks, dataset.image_shape, **cfg.model.kwargs(),
+                         **({"task": task} if variant == "single_task" else {}))
+    method = build_method(cfg.method.name, len(model.active_tasks), cfg.method.level, cfg.method.options)
+    trainer = Trainer(model, method, data, cell_train_config(cfg.train, cell.seed), store=ctx.sink,
+                      run_id=ctx.run_id, checkpoint_dir=ctx.artifacts)
+    values = trainer.fit(resume=ctx.resume)
+    if cfg.metrics.names:
+        scores = encoder_scores(dataset, model, cfg.metrics.names, seed=cell.seed, settings=cfg.metrics.options,
+                                device=cfg.train.device)
+        ctx.sink.log_metrics(ctx.run_id, trainer.global_step, scores)
+        values.update(scores)
+    return values
 
 
-STUDIES.add("hard_sharing", run_hard_sharing, config=HardSharingConfig)
+def report(cfg: HardSharingConfig, runs: list[Any], rep: Any) -> None:
+    """Per-task test MSE per variant (Fig. 13 data) and Table 5's metrics beside the published ones."""
+    from mtlens.plots.hard_sharing import fill_report
+
+    fill_report(cfg, runs, rep)
+
+
+def method_overrides(name: str | None, level: str | None) -> list[str]:
+    """Returns the overrides of `--method NAME --method-level LEVEL`: the method every variant trains with."""
+    return ([f"method.name={name}"] if name else []) + ([f"method.level={level}"] if level else [])
+
+
+STUDIES.add(Study("hard_sharing", HardSharingConfig, cells, run_cell, report,
+                  title="Hard parameter sharing and disentanglement (seed 000 §4.1)", published="seed000",
+                  check=check, method_overrides=method_overrides))

@@ -1,51 +1,69 @@
-"""The study registry: a study is a config model plus a function that runs it."""
+"""The study registry (`STUDIES`), and loading a study config from a YAML file or a shipped preset."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
-from mtlens.config import load_config, read_yaml, apply_overrides, validate
+from mtlens.config import apply_overrides, read_yaml, validate
 from mtlens.errors import MtlensError
-
-
-@dataclass(frozen=True)
-class StudyEntry:
-    name: str
-    run: Callable[..., Any]
-    config: type[BaseModel]
+from mtlens.studies import presets
+from mtlens.studies.engine import Study
 
 
 class _Studies:
-    """Name -> (runner, config model); `load(path, overrides)` picks the study named in the YAML."""
+    """Name -> Study; names are written with `_` (hard_sharing) and accepted with `-` (hard-sharing)."""
 
     def __init__(self) -> None:
-        self._entries: dict[str, StudyEntry] = {}
+        self._entries: dict[str, Study] = {}
 
-    def add(self, name: str, run: Callable[..., Any], *, config: type[BaseModel]) -> None:
-        if name in self._entries:
-            raise KeyError(f"study {name!r} is registered twice")
-        self._entries[name] = StudyEntry(name, run, config)
+    def add(self, study: Study) -> None:
+        """Registers a study; a name used twice is a bug."""
+        if study.name in self._entries:
+            raise KeyError(f"study {study.name!r} is registered twice")
+        self._entries[study.name] = study
 
     def available(self) -> list[str]:
+        """Returns the registered study names, sorted."""
         return sorted(self._entries)
 
-    def get(self, name: str) -> StudyEntry:
-        if name not in self._entries:
+    def get(self, name: str) -> Study:
+        """Returns the study registered as `name` (hyphens or underscores)."""
+        key = str(name).strip().replace("-", "_")
+        if key not in self._entries:
             raise MtlensError(f"unknown study {name!r}; choose one of: {', '.join(self.available())}")
-        return self._entries[name]
+        return self._entries[key]
 
-    def load(self, path: str | Path, overrides: Sequence[str] = ()) -> BaseModel:
-        """Returns the validated config of the study named by the file's `study:` key."""
-        data = apply_overrides(read_yaml(path), overrides)
+    def validate(self, data: dict[str, Any], origin: str) -> Any:
+        """Returns `data` validated as the config of the study its `study:` key names."""
         if "study" not in data:
-            raise MtlensError(f"{path}: the config names no study; add e.g. `study: hard_sharing`")
-        return validate(self.get(str(data["study"])).config, data, origin=str(path))
+            raise MtlensError(f"{origin}: the config names no study; add e.g. `study: hard_sharing`")
+        study = self.get(str(data["study"]))
+        return validate(study.config, {**data, "study": study.name}, origin=origin)
+
+    def load(self, source: str | Path, overrides: Sequence[str] = ()) -> Any:
+        """Returns the validated config in a YAML file or a shipped preset (`hard_sharing/quick`), overridden."""
+        data, origin = read_source(source)
+        return self.validate(apply_overrides(data, overrides), origin)
+
+
+def read_source(source: str | Path) -> tuple[dict[str, Any], str]:
+    """Returns (the config mapping, where it came from) for a YAML file path or a `STUDY/PRESET` name."""
+    path = Path(source)
+    if path.is_file() or path.suffix in (".yaml", ".yml"):
+        return read_yaml(path), str(path)
+    parts = str(source).replace("\\", "/").split("/")
+    if len(parts) == 2:
+        study = STUDIES.get(parts[0]).name
+        return presets.read(study, parts[1]), f"{study}/{parts[1]}"
+    raise MtlensError(f"config {str(source)!r} is neither a YAML file nor a preset STUDY/PRESET; "
+                      f"`mtlens reproduce --list` shows the presets")
 
 
 STUDIES = _Studies()
-__all__ = ["STUDIES", "StudyEntry", "load_config"]
+
+
+def available_studies() -> list[str]:
+    """Returns the names of the registered studies."""
+    return STUDIES.available()

@@ -15,9 +15,11 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 import torch
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass as pydantic_dataclass
 
 from mtlens.data.multitask import MultiTaskDataset, make_loader
 from mtlens.device import resolve_device
@@ -43,21 +45,25 @@ class MetricSink(Protocol):
     def fail(self, run_id: str, message: str, step: int | None = None) -> None: ...
 
 
-@dataclass
+@pydantic_dataclass(config=ConfigDict(extra="forbid", validate_assignment=True))
 class TrainConfig:
-    """The training settings (seed 000 App. C.1 defaults: Adam, lr 1e-3, betas (0.9, 0.999), batch 256)."""
+    """The training settings (seed 000 App. C.1 defaults: Adam, lr 1e-3, betas (0.9, 0.999), batch 256).
 
-    epochs: int = 200
-    lr: float = 1e-3
+    The one declaration of them: the studies embed it as their `train:` section (a study sets `seed` per cell
+    from its `seeds`). A validated dataclass, so `dataclasses.asdict` / `replace` work and bad values are refused.
+    """
+
+    epochs: int = Field(200, ge=0)
+    lr: float = Field(1e-3, gt=0)
     betas: tuple[float, float] = (0.9, 0.999)
-    batch_size: int = 256
-    eval_batch_size: int = 1024
-    seed: int = 0
+    batch_size: int = Field(256, ge=1)
+    eval_batch_size: int = Field(1024, ge=1)
+    seed: int = Field(0, ge=0)
     device: str = "auto"
-    log_every: int = 50
+    log_every: int = Field(50, ge=0)
     progress: bool = True
     checkpoint: bool = True
-    num_workers: int | str = 0
+    num_workers: Annotated[int, Field(ge=0)] | Literal["auto"] = 0
 
 
 def to_device(batch: Any, device: torch.device) -> Any:

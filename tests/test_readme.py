@@ -1,0 +1,125 @@
+"""Every command and Python block of README.md runs, so the README cannot drift from the code (issue 9).
+
+Fast (default suite): each `mtlens` line runs in a fresh folder with the same arguments plus a tiny config
+(`--set` overrides after the README's own, the serial backend, no progress display); `RUN_ID` is a run of that
+folder's store; `make` lines are checked with `make -n` (the target exists and its recipe expands). Lines that
+need a local Ray instance run only in the slow test, and are listed in RAY_LINES so that none is skipped
+silently. Python blocks run as written. Slow (`-m slow`): every line exactly as written (hours on 2 cores:
+the paper-sized presets of the sweep and balancing lines).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mtlens.cli import main
+from mtlens.runs import RunStore
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+TINY = {
+    "hard_sharing": ["data.dataset=tiny", "data.n_tasks=2", "data.subset=96", "model.head_hidden=[16]",
+                     "train.epochs=1", "variants=[multi_head, random]", "metrics.names=[mig]",
+                     "metrics.options={mig: {num_train: 100}}"],
+    "balancing": ["data.dataset=tiny", "data.n_tasks=2", "data.subset=96", "model.head_hidden=[16]",
+                  "train.epochs=1", "measures.every=1", "measures.last=2"],
+    "filters": ["seeds=[0]", "train.epochs=1", "table5.n=60", "table5.betas=[0.1]", "sweep.n=60", "sweep.betas=[0.1]",
+                "sweep.layouts=[{name: fig2_left}]", "table4.n=60", "table4.n_test=20", "table4.epochs=1",
+                "table4.betas=[0.01]", "table4.variants=[filters, mtvib]"],
+}
+RAY_LINES = {"mtlens reproduce balancing --preset quick --backend ray --workers 2"}
+
+
+def blocks(language: str) -> list[str]:
+    """Returns the README's fenced code blocks of one language, in order."""
+    return re.findall(rf"^```{language}\n(.*?)^```", README, re.S | re.M)
+
+
+def command_lines() -> list[str]:
+    """Returns every command of the bash blocks, without its trailing comment."""
+    lines = []
+    for block in blocks("bash"):
+        for line in block.splitlines():
+            command = re.split(r"\s+#\s", line, maxsplit=1)[0].strip()
+            if command:
+                lines.append(command)
+    return lines
+
+
+def _study(argv: list[str]) -> str | None:
+    for i, arg in enumerate(argv):
+        key = arg.replace("-", "_")
+        if key.split("/")[0] in TINY and (i == 1 or argv[i - 1] in ("--config", "-c") or argv[0] == "sweep"):
+            return key.split("/")[0]
+    return None
+
+
+def tiny(argv: list[str]) -> list[str]:
+    """Returns the README command with the tiny config appended (the README's own overrides stay first)."""
+    study = _study(argv)
+    if argv[0] not in ("train", "reproduce", "sweep", "report") or study is None or "--list" in argv:
+        return argv
+    own = {argv[i + 1].split("=")[0] for i, a in enumerate(argv[:-1]) if a == "--set"}
+    extra = [kv for kv in TINY[study] if kv.split("=")[0] not in own]  # the README's own settings stay
+    if study == "balancing" and "--method" not in argv:
+        extra.append("methods.names=[ew, mgda]")
+    out = argv + [x for kv in extra for x in ("--set", kv)]
+    return out if argv[0] == "report" else out + ["--backend", "serial", "--quiet"]
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    try:
+        main(argv)
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _run_lines(lines: list[str], tmp_path: Path, capsys, monkeypatch, make_tiny: bool) -> None:
+    monkeypatch.chdir(tmp_path)
+    for line in lines:
+        words = shlex.split(line)
+        if words[0] == "make":
+            proc = subprocess.run(["make", "-n", *words[1:]], cwd=ROOT, capture_output=True, text=True, timeout=60)
+            assert proc.returncode == 0 and proc.stdout.strip(), (line, proc.stderr)
+            continue
+        assert words[0] == "mtlens", f"README command {line!r} is neither an mtlens nor a make command"
+        argv = words[1:]
+        if "RUN_ID" in argv:
+            run_id = RunStore("runs/mtlens.sqlite").list_runs(study="hard_sharing")[-1].id
+            argv = [run_id if a == "RUN_ID" else a for a in argv]
+        code, out, err = _run(tiny(argv) if make_tiny else argv, capsys)
+        assert code == 0, f"README command {line!r} failed: {err or out}"
+
+
+def test_the_readme_has_commands_and_python() -> None:
+    lines = command_lines()
+    assert "mtlens reproduce hard-sharing --preset quick" in lines  # the main job
+    assert RAY_LINES <= set(lines), "a Ray line left the README: update RAY_LINES"
+    assert len(blocks("python")) >= 2
+
+
+def test_every_readme_command_runs_on_a_tiny_config(tmp_path: Path, capsys, monkeypatch) -> None:
+    lines = [line for line in command_lines() if line not in RAY_LINES]
+    _run_lines(lines, tmp_path, capsys, monkeypatch, make_tiny=True)
+    assert (tmp_path / "grid.png").is_file() and (tmp_path / "runs.csv").is_file()
+    assert (tmp_path / "runs" / "reports" / "hard_sharing_quick" / "report.html").is_file()
+
+
+@pytest.mark.parametrize("index", range(len(blocks("python"))))
+def test_every_readme_python_block_runs(index: int, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    exec(compile(blocks("python")[index], f"README.md python block {index + 1}", "exec"), {"__name__": "__readme__"})
+
+
+@pytest.mark.slow
+def test_every_readme_command_runs_as_written(tmp_path: Path, capsys, monkeypatch) -> None:
+    pytest.importorskip("ray", reason="the README's Ray lines need the extra: pip install 'mtlens[ray]'")
+    _run_lines(command_lines(), tmp_path, capsys, monkeypatch, make_tiny=False)
