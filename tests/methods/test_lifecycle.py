@@ -200,3 +200,32 @@ def test_device_auto_resolves_with_the_one_resolver(name: str) -> None:
         create_method(name, 2, device="gpu")
     with pytest.raises(MtlensError, match="unknown device 'gpu'"):
         create_method(name, 2).to("gpu")
+
+
+def test_a_method_that_needs_a_validation_batch_refuses_data_without_one() -> None:
+    model, method, data = _setup("auto_lambda")
+    config = TrainConfig(epochs=1, batch_size=64, device="cpu", progress=False, checkpoint=False)
+    without = {k: v for k, v in data.items() if k != "val"}
+    with pytest.raises(MtlensError, match=r"method auto_lambda needs a validation batch every step; the data has no "
+                                          r"'val' split \(got \['test', 'train'\]\): give it one"):
+        Trainer(model, method, without, config)
+    Trainer(model, create_method("ew", 3), without, config)  # the others need none
+
+
+def test_validation_batches_follow_the_global_step_so_a_resumed_run_draws_the_same() -> None:
+    model, method, data = _setup("auto_lambda")
+    config = TrainConfig(epochs=1, batch_size=64, device="cpu", progress=False, checkpoint=False)
+    trainer = Trainer(model, method, data, config)
+    drawn = []
+    for step in range(5):  # 19 val items in batches of 64: one batch per pass, reshuffled every pass
+        trainer.global_step = step
+        drawn.append(trainer._validation_batch())
+    resumed = Trainer(*_setup("auto_lambda")[:1], create_method("auto_lambda", 3), data, config)
+    resumed.global_step = 3
+    again = resumed._validation_batch()
+    assert all(torch.equal(a, b) for a, b in zip(_leaves_of(drawn[3]), _leaves_of(again)))
+    assert not all(torch.equal(a, b) for a, b in zip(_leaves_of(drawn[3]), _leaves_of(drawn[4])))  # reshuffled
+
+
+def _leaves_of(batch: Any) -> list[torch.Tensor]:
+    return [v for _, v in _leaves(batch)]
