@@ -110,6 +110,23 @@ def test_krum_and_trimmed_mean_equal_torchjd(case: tuple) -> None:
         torch.testing.assert_close(got, agg.TrimmedMean(trim)(jac), **TOL)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_trimmed_mean_reports_each_task_s_kept_share(dtype: torch.dtype) -> None:
+    # weights <kept_t, g_t> / |g_t|^2 with kept_t the entries of row t that survive the trim, over T - 2k
+    for k, zero_row in ((0, False), (1, False), (2, False), (1, True)):
+        jac = _jac(7, 40, 70 + k).to(dtype)
+        if zero_row:
+            jac[3] = 0.0
+        method = create_method("trimmed_mean", trim_number=k)
+        method.aggregate(jac)
+        order = torch.argsort(jac, dim=0)
+        keep = torch.zeros_like(jac, dtype=torch.bool).scatter_(0, order[k:7 - k], True)
+        kept = torch.where(keep, jac, 0.0).double() / (7 - 2 * k)
+        sq = (jac.double() ** 2).sum(dim=1)
+        want = torch.where(sq > 0, (kept * jac.double()).sum(dim=1) / sq.clamp_min(1e-300), 0.0)
+        torch.testing.assert_close(method.last_weights.double(), want, rtol=1e-6, atol=1e-7)
+
+
 def test_pcd_equals_torchjd_over_steps() -> None:
     for n_tasks, tau in ((3, 0.02), (4, 0.3), (5, 0.1)):
         ours = create_method("pcd", n_tasks, tau=tau)

@@ -82,11 +82,13 @@ class ExcessMTL(TrackingAggregator):
         stats = jacobian.to(compute_dtype(jacobian))
         if self._batch is not None:
             stats = stats.view(n, self._batch, -1).sum(dim=1)
-        stats = stats.to(torch.float64)
+        # in the compute dtype, as TorchJD: a float64 copy of [T, P] statistics (or a float64 sum over them)
+        # would double the time of the step's aggregation and the state's size
         sq = stats * stats
-        sq_sum = self._buffer("sq_sum", sq) + sq
+        sq_sum = self._buffer("sq_sum", sq).add_(sq)  # in place: state_dict() saves a copy
         self.sq_sum = sq_sum
-        excess = (sq / (sq_sum + _HESSIAN_EPS).sqrt()).sum(dim=1).cpu()
+        denominator = (sq_sum + _HESSIAN_EPS).sqrt_()
+        excess = sq.div_(denominator).sum(dim=1).to(device="cpu", dtype=torch.float64)
         self.calls += 1
         if self.calls <= self.warmup_steps:
             self.warm_sum = self.warm_sum + excess
