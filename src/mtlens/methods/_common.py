@@ -96,7 +96,9 @@ def combine(weights: torch.Tensor, jacobian: torch.Tensor, scale: float = 1.0) -
 def finish(direction: torch.Tensor, dtype: torch.dtype, name: str) -> torch.Tensor:
     """Returns the update in the Jacobian's dtype, or raises if it is not finite there (an overflow)."""
     out = direction.to(dtype)
-    if not bool(torch.isfinite(out).all()):
+    # a finite sum proves every entry finite (as in check_jacobian): 0.3 ms instead of 40 ms on [1.76M]; only
+    # a non-finite sum (a bad entry, or finite entries whose sum overflows) is checked entry by entry
+    if not math.isfinite(float(out.sum())) and not bool(torch.isfinite(out).all()):
         raise MtlensError(
             f"{name}: the aggregated update overflows {dtype}; scale the losses down or compute the per-task "
             "gradients in float32"
