@@ -24,8 +24,10 @@ demo: $(STAMP)
 	$(VENV)/bin/mtlens data preview mpi3d_toy --out previews/mpi3d_toy.png
 	$(VENV)/bin/mtlens reproduce hard-sharing --preset quick
 
+# One worker per core, each on one thread (two workers on two threads each oversubscribe a 2-core runner);
+# loadfile keeps a test file's shared fixtures (a tiny study run) on one worker.
 test: $(STAMP)
-	$(PY) -m pytest -m "not slow"
+	OMP_NUM_THREADS=1 $(PY) -m pytest -m "not slow" -n 2 --dist loadfile
 
 bench: $(STAMP)
 	for f in benchmarks/bench_*.py; do $(PY) $$f || exit 1; done

@@ -31,6 +31,10 @@ TINY = {
     "filters": ["seeds=[0]", "train.epochs=1", "table5.n=60", "table5.betas=[0.1]", "sweep.n=60", "sweep.betas=[0.1]",
                 "sweep.layouts=[{name: fig2_left}]", "table4.n=60", "table4.n_test=20", "table4.epochs=1",
                 "table4.betas=[0.01]", "table4.variants=[filters, mtvib]"],
+    "ordering": ["seeds=[0]", "variants=[parallel, soft]", "fitting.cores=[linear]",
+                 "fitting.linear={width: 8, n_values: [8], steps: 5}", "digit_pairs.n_tasks=[2]", "digit_pairs.n_train=16",
+                 "digit_pairs.model={iterations: 4, batch_size: 4, eval_every: 2, width: 8, encoder: frozen, trace_every: 2}",
+                 "tabular.datasets=[iris]", "tabular.model={iterations: 4, batch_size: 4, eval_every: 2, width: 8}"],
 }
 RAY_LINES = {"mtlens reproduce balancing --preset quick --backend ray --workers 2"}
 

@@ -93,6 +93,13 @@ class Workspace:
         return path
 
     @cached_property
+    def partial_omniglot(self) -> Path:
+        """An Omniglot folder in the official layout holding one alphabet of the fifty."""
+        folder = self.root / "omniglot"
+        (folder / "images_background" / "Gujarati" / "character01").mkdir(parents=True)
+        return folder
+
+    @cached_property
     def file(self) -> Path:
         """A regular file, to write "through" (file/x.csv)."""
         path = self.root / "a_file"
@@ -163,6 +170,10 @@ def _train(ws: Workspace, *args: str) -> list[str]:
     return ["train", "--config", str(ws.config), "--store", str(ws.root / "fresh.sqlite"), *args]
 
 
+def _ordering(ws: Workspace, override: str) -> list[str]:
+    return ["reproduce", "ordering", "--preset", "quick", "--store", str(ws.root / "s.sqlite"), "--set", override]
+
+
 def _eval(ws: Workspace, content: bytes | object) -> list[str]:
     store, run_id = ws.checkpoint(content)
     return ["eval", run_id, "--store", str(store), "--metrics", "mig"]
@@ -218,6 +229,16 @@ BAD: list[Bad] = [
     Bad("train auto_lambda primary out of range", lambda ws: _train(ws, "--method", "auto_lambda", "--set",
                                                                      "method.options.primary=[5]"),
         "(indices must be distinct and in 0 .. 1)"),
+    # ---- the ordering study (seed 003)
+    Bad("ordering core layers of different shapes", lambda ws: _ordering(ws, "digit_pairs.model.width=[64, 32, 64, 64]"),
+        "core layers must all have one shape"),
+    Bad("ordering permutation that is not one", lambda ws: _ordering(ws, "digit_pairs.model.permutations=[[0, 1, 1, 3]]"),
+        "permutation [0, 1, 1, 3] is not a permutation of the core layers 0..3"),
+    Bad("ordering depth 0", lambda ws: _ordering(ws, "tabular.model.depth=0"), "depth D (the number of core layers) must be >= 1, got 0"),
+    Bad("ordering unknown encoder", lambda ws: _ordering(ws, "tabular.model.encoder=conv"), "unknown encoder kind 'conv'"),
+    Bad("ordering omniglot missing alphabets", lambda ws: ["reproduce", "ordering", "--preset", "paper", "--store",
+                                                           str(ws.root / "s.sqlite"), "--data-dir", str(ws.partial_omniglot)],
+        "alphabet(s) Sylheti, Arcadian, Tibetan and 46 more missing"),
     # ---- eval
     Bad("eval unknown run", lambda ws: ["eval", "zzz", "--store", str(ws.store)], "no run 'zzz'"),
     Bad("eval planted checkpoint", lambda ws: _eval(ws, {"format": 2, "model": Planted(ws.marker)}),

@@ -31,7 +31,7 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
 
 
 BAD = [
-    (["reproduce", "nosuch"], "unknown study 'nosuch'; choose one of: balancing, hard_sharing"),
+    (["reproduce", "nosuch"], "unknown study 'nosuch'; choose one of: balancing, "),
     (["reproduce", "hard-sharing", "--preset", "nosuch"], "unknown preset 'nosuch' for study hard_sharing"),
     (["reproduce", "hard-sharing", "--backend", "threads"], "unknown backend 'threads'"),
     (["reproduce", "hard-sharing", "--address", "127.0.0.1:9"], "--address is for the ray backend"),
@@ -50,6 +50,11 @@ BAD = [
      "single_tasks [5] are not task indices 0..1"),
     (["report", "nosuch", "--store", "STORE"], "neither a study"),
     (["train", "--config", "CFG", "--set", "variants=[random]", "--method", "mgda"], "random variant's encoder is frozen"),
+    (["train", "--config", "CFG", "--set", "variants=[mtan]", "--method", "mgda", "--method-level", "feature"],
+     "needs one shared representation that every path from the shared parameters to the losses crosses, and "
+     "architecture mtan has none"),
+    (["train", "--config", "CFG", "--set", "variants=[multi_head, mmoe]", "--method", "gradnorm"],
+     "method gradnorm at level 'param' needs one last shared layer (GradNorm's W), and architecture mmoe has none"),
 ]
 
 

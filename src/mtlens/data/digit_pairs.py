@@ -11,12 +11,14 @@ Pairs are stored as (a, b) with a < b; the target is 1 for digit b and 0 for dig
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
+from mtlens.data.base import Source
 from mtlens.data.mnist import IMAGE_SIDE, DigitImages, is_digit, load_mnist
 from mtlens.data.multitask import MultiTaskDataset
 from mtlens.data.registry import TASK_DATA
@@ -31,6 +33,24 @@ def draw_digit_pairs(n_tasks: int, seed: int = 0) -> tuple[tuple[int, int], ...]
     rng = np.random.default_rng(seed)
     pairs = [sorted(int(d) for d in rng.choice(10, size=2, replace=False)) for _ in range(n_tasks)]
     return tuple((a, b) for a, b in pairs)
+
+
+def noisy_digits(digits: DigitImages, sigma: float, seed: int = 0) -> DigitImages:
+    """Returns the digits with Gaussian pixel noise of standard deviation `sigma` added once (seeded), clipped to [0, 1].
+
+    A harder version of the same images (e.g. of the 8x8 stand-in, on which every variant reaches ~0% error).
+    """
+    if not sigma >= 0.0:
+        raise MtlensError(f"digit noise must be a standard deviation >= 0, got {sigma}")
+    if sigma == 0.0:
+        return digits
+    gen = torch.Generator().manual_seed(int(seed))
+
+    def add(x: torch.Tensor) -> torch.Tensor:
+        return (x + sigma * torch.randn(x.shape, generator=gen)).clamp_(0.0, 1.0)
+
+    source = Source(digits.source.kind, f"{digits.source.detail}, Gaussian pixel noise sigma={sigma:g} (seed {seed})")
+    return dataclasses.replace(digits, train_x=add(digits.train_x), test_x=add(digits.test_x), source=source)
 
 
 def _validate_pairs(pairs: Sequence[Sequence[int]]) -> tuple[tuple[int, int], ...]:

@@ -65,6 +65,35 @@ def find_omniglot(data_dir: Path | None) -> dict[str, Path]:
     return found
 
 
+def check_alphabets(data_dir: str | os.PathLike[str] | None, alphabets: Sequence[str]) -> dict[str, Path]:
+    """Returns the Omniglot parts found (as `find_omniglot`), or raises one line naming alphabets they lack.
+
+    Lists folder and archive names only (no image is read), so a study can check its data before it runs;
+    raises OmniglotNotFound when neither part is there.
+    """
+    root = resolve_data_dir(data_dir)
+    sources = find_omniglot(root)
+    if not sources:
+        raise OmniglotNotFound(f"omniglot: images_background(.zip) and images_evaluation(.zip) not found {where(root)}; "
+                               "get them from https://github.com/brendenlake/omniglot (python/)")
+    present: set[str] = set()
+    for source in sources.values():
+        if source.is_dir():
+            present |= {p.name for p in source.iterdir() if p.is_dir()}
+            continue
+        try:
+            with zipfile.ZipFile(source) as archive:
+                present |= {n.split("/")[-3] for n in archive.namelist() if n.count("/") >= 2 and n.lower().endswith(".png")}
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise MtlensError(f"{source}: not a readable zip file ({exc}); re-download it") from None
+    missing = [a for a in alphabets if a not in present]
+    if missing:
+        shown = ", ".join(missing[:3]) + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
+        raise MtlensError(f"omniglot: alphabet(s) {shown} missing from {', '.join(str(p) for p in sources.values())}; "
+                          "use the complete official images_background and images_evaluation")
+    return sources
+
+
 def _png_ink(raw: bytes, where: str) -> np.ndarray:
     """Returns the image as uint8 [H, W]: 1 where ink (dark), 0 on paper."""
     from PIL import Image, UnidentifiedImageError

@@ -11,6 +11,8 @@ to the device), and assemble a batch whole (`__getitems__`).
   state, make the draws reproducible and resumable). Its length sets the steps per epoch.
 - `AlignedTaskBatches` (evaluation): row r holds sample r of every task that has one, so one pass over
   max_t N_t rows covers every test sample of every task exactly once.
+- `FullTaskBatches` (fitting, seed 003 §3.2): every row is the whole training set of every task, so the Trainer
+  with batch_size 1 takes one full-batch step per row.
 """
 
 from __future__ import annotations
@@ -101,6 +103,29 @@ class AlignedTaskBatches(Dataset):
 
     def __getitem__(self, row: int) -> dict[str, list[torch.Tensor]]:
         return self.__getitems__([row])
+
+
+class FullTaskBatches(Dataset):
+    """Full-batch training: each of `steps` rows is every sample of every task (one optimisation step each)."""
+
+    def __init__(self, parts: Sequence[MultiTaskDataset], steps: int) -> None:
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+            raise MtlensError(f"full-batch fitting needs steps >= 1, got {steps!r}")
+        xs, ys = _task_arrays(parts)
+        self.batch = {"x": [_as_float(x) for x in xs], "targets": ys}
+        self.steps = int(steps)
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitems__(self, rows: Sequence[int]) -> dict[str, list[torch.Tensor]]:
+        """Returns the whole training set of every task (use batch_size 1: one row is one step)."""
+        if len(rows) != 1:
+            raise MtlensError(f"full-batch fitting takes one row per step (batch_size 1), got {len(rows)}")
+        return self.batch
+
+    def __getitem__(self, row: int) -> dict[str, list[torch.Tensor]]:
+        return self.batch
 
 
 def task_batch_splits(data: TaskGroupData, batch_size: int, steps_per_epoch: int,

@@ -28,6 +28,9 @@ class MultiTaskModel(nn.Module, metaclass=ABCMeta):
     """A shared encoder and task heads; subclasses define how the heads read the representation."""
 
     architecture = ""
+    #: Method assumptions this architecture breaks, {assumption: why}; `mtlens.models.method_fit` refuses a
+    #: method that makes one (hard sharing breaks none).
+    broken_assumptions: Mapping[str, str] = {}
 
     def __init__(self, encoder: nn.Module, tasks: Sequence[TaskSpec], active_tasks: Sequence[int] | None = None) -> None:
         super().__init__()

@@ -96,6 +96,7 @@ class LayerOrderingModel(nn.Module):
         decoder: str = "task",
         identity_layer: bool = False,
         permutations: Sequence[Sequence[int]] | None = None,
+        output_dims: Sequence[int] | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
@@ -133,7 +134,7 @@ class LayerOrderingModel(nn.Module):
             self.core = CoreLayers(n_layers, width, core, activation, generator=_generator(seed, 1))
         self.drop = MaskDropout(float(dropout))
         self._build_encoder(encoder, encoder_activation, _generator(seed, 2))
-        self._build_decoder(decoder, _generator(seed, 4))
+        self._build_decoder(decoder, output_dims, _generator(seed, 4))
         if ordering == "soft":
             # seed 003 §3.3: all s(i, j, k) start equal; zero logits give softmax 1/L at every depth
             self.scale_logits = nn.Parameter(torch.zeros(T, D + int(self.identity_layer), D))
@@ -188,13 +189,21 @@ class LayerOrderingModel(nn.Module):
         if kind == "shared" and len(set(values)) != 1:
             raise MtlensError(f"a shared encoder needs one input shape for every task; the tasks' {what} are {list(values)}")
 
-    def _build_decoder(self, kind: str, gen: torch.Generator) -> None:
+    def _build_decoder(self, kind: str, output_dims: Sequence[int] | None, gen: torch.Generator) -> None:
         shape = self.core_in_shape
         for _ in range(self.depth):
             shape = self.core.output_shape(shape)
         if min(shape) < 1:
             raise MtlensError(f"{self.depth} conv core layers pool {self.core_in_shape[1:]} images to nothing; use smaller depth")
         self.out_widths = [t.output_dim for t in self.tasks]
+        if output_dims is not None:
+            # a regression task may predict a vector (seed 003 §4.4: the 10 landmark coordinates of CelebA)
+            dims = [int(d) for d in output_dims]
+            bad = [(t.name, d) for t, d, own in zip(self.tasks, dims, self.out_widths) if d != own and (t.kind != "regression" or d < 1)]
+            if len(dims) != len(self.tasks) or bad:
+                raise MtlensError(f"output_dims {dims}: give one width per task ({len(self.tasks)}); only a regression task "
+                                  f"may differ from its task's width (got {bad[:1]})")
+            self.out_widths = dims
         if kind == "shared" and len({(t.kind, t.output_dim) for t in self.tasks}) != 1:
             raise MtlensError("a shared decoder needs tasks of one kind and output width; got "
                               + ", ".join(f"{t.name}: {t.kind}/{t.output_dim}" for t in self.tasks))
@@ -264,15 +273,20 @@ class LayerOrderingModel(nn.Module):
         return h
 
     def forward(self, xs: Sequence[torch.Tensor] | torch.Tensor) -> dict[str, torch.Tensor]:
-        """Returns {task name: prediction} for per-task inputs: one tensor per task (in task order) or one [T, B, ...]."""
+        """Returns {task name: prediction} for per-task inputs: one tensor per task (in task order) or one [T, B, ...].
+
+        Predictions are [B_t] (regression and binary logits), [B_t, C_t] (multiclass) or [B_t, d] (a regression task
+        given `output_dims` d > 1).
+        """
         h, sizes = self._stack_inputs(xs if isinstance(xs, torch.Tensor) else list(xs))
         if self.encoder is not None:
             h = self.encoder(h)
         out = self.decoder(self._core(h).flatten(2))
         preds = {}
         for t, (spec, rows) in enumerate(zip(self.tasks, sizes)):
-            p = out[t, :rows, : spec.output_dim]
-            preds[spec.name] = p if spec.kind == "multiclass" else p[:, 0]
+            width = self.out_widths[t]
+            p = out[t, :rows, :width]
+            preds[spec.name] = p if spec.kind == "multiclass" or width > 1 else p[:, 0]
         return preds
 
     def step_losses(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, None]:

@@ -36,7 +36,9 @@ def glorot_(w: torch.Tensor, fan_in: int, fan_out: int, generator: torch.Generat
 
 
 def _act(h: torch.Tensor, activation: str) -> torch.Tensor:
-    return F.relu(h) if activation == "relu" else h
+    """Returns the activation of `h`, computed in place: every caller passes a fresh matmul or convolution output,
+    whose backward does not need it (an out-of-place ReLU allocates and writes a second [T*B, m*D] tensor per depth)."""
+    return h.relu_() if activation == "relu" else h
 
 
 class MaskDropout(nn.Module):

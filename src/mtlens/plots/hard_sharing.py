@@ -11,12 +11,14 @@ import numpy as np
 
 from mtlens.plots.report import Report, mean_std
 
-VARIANT_ORDER = ("multi_head", "one_head", "single_task", "random")
+SOFT_SHARING = ("cross_stitch", "mmoe", "mtan", "cgc", "ple", "dselect_k", "ltb")
+VARIANT_ORDER = ("multi_head", "one_head", "single_task", "random", *SOFT_SHARING)
 # Table 5's sub-tables: (published key, our metric key, title)
 TABLE5 = (("table_5a", "mig", "MIG"), ("table_5b", "factor_vae", "FactorVAE score"),
           ("table_5c", "dci/completeness", "completeness (DCI)"), ("table_5d", "dci/disentanglement", "disentanglement (DCI)"),
           ("table_5e", "dci/informativeness_test", "informativeness (DCI)"), ("table_5f", "sap", "SAP score"))
-TABLE5_ROWS = ("random", "single-mean", "single-max", "single-min", "multi-head", "one-head")
+TABLE5_ROWS = ("random", "single-mean", "single-max", "single-min", "multi-head", "one-head",
+               *(v.replace("_", "-") for v in SOFT_SHARING))
 PAPER_DATASET = {"dsprites": "dSprites", "shapes3d": "Shapes3D", "mpi3d_toy": "MPI3D", "mpi3d_realistic": "MPI3D",
                  "mpi3d_real": "MPI3D"}
 
@@ -121,6 +123,10 @@ def fill_report(cfg: Any, runs: Sequence[Any], rep: Report) -> None:
         return
     column = PAPER_DATASET.get(cfg.data.dataset)
     rep.section("Disentanglement of each encoder (seed 000 Table 5 layout)")
+    if any(r.params["variant"] in SOFT_SHARING for r in runs):
+        rep.text("Soft-sharing rows score the codes each architecture's encode returns (mtlens.models.soft_sharing): "
+                 "the shared latent for mtan; every expert's latent side by side for mmoe, dselect-k, cgc and ple "
+                 "(last level); every task's latent side by side for cross-stitch and ltb.")
     rep.text("Mean ± std over seeds; single-mean / max / min: over each seed's single-task models, then over seeds. "
              + (f"Published: seed 000 Table 5, {column} column." if column else
                 f"No published values for dataset {cfg.data.dataset} (seed 000 reports dSprites, Shapes3D, MPI3D)."))

@@ -7,7 +7,8 @@
 - `plot_fitting` (Fig. 2), `plot_relative_error` (Figs. 4a, 6a), `plot_error_curves` (Fig. 5b) and
   `plot_scale_trace` (Fig. 4b-c) draw the experiments' results.
 
-Every function takes arrays or dicts, writes one PNG and returns its path.
+Every `plot_*` function takes arrays or dicts, writes one PNG and returns its path; the `*_figure` functions
+return the matplotlib figure instead (a study report embeds them).
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ def _layer_names(n_layers: int, depth: int) -> list[str]:
 
 def plot_layer_paths(source: Any, path: str | Path, task_names: Sequence[str] | None = None, max_tasks: int = 10) -> Path:
     """Writes Fig. 4d: per task, shading by the scale of each layer at each depth and the strongest path; returns the path."""
+    return _save(layer_paths_figure(source, task_names, max_tasks), path)
+
+
+def layer_paths_figure(source: Any, task_names: Sequence[str] | None = None, max_tasks: int = 10) -> Any:
+    """Returns Fig. 4d as a matplotlib figure (see `plot_layer_paths`)."""
     s = as_scales(source)
     T, L, D = s.shape
     names = list(task_names) if task_names is not None else [f"task {t}" for t in range(T)]
@@ -71,11 +77,17 @@ def plot_layer_paths(source: Any, path: str | Path, task_names: Sequence[str] | 
         ax.set_xticks(np.arange(D), [str(k + 1) for k in range(D)])
         ax.set_xlabel("depth")
     axes[0][0].set_yticks(np.arange(L), _layer_names(L, D))
-    return _save(fig, path)
+    fig.tight_layout()
+    return fig
 
 
 def plot_layer_usage(source: Any, path: str | Path, title: str = "") -> Path:
     """Writes Figs. 6b / 7a-b: per layer, its scale at each depth across tasks (median, 10-90% band); returns the path."""
+    return _save(layer_usage_figure(source, title), path)
+
+
+def layer_usage_figure(source: Any, title: str = "") -> Any:
+    """Returns Figs. 6b / 7a-b as a matplotlib figure (see `plot_layer_usage`)."""
     s = as_scales(source)
     _, L, D = s.shape
     plt = _pyplot()
@@ -91,13 +103,20 @@ def plot_layer_usage(source: Any, path: str | Path, title: str = "") -> Path:
     ax.set_ylabel("usage (scale, %)")
     ax.set_title(title or f"layer usage across {s.shape[0]} tasks", fontsize=9)
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    fig.tight_layout()
+    return fig
 
 
 def plot_fitting(accuracy: Mapping[str, Mapping[int, Sequence[float]]], path: str | Path, title: str = "") -> Path:
     """Writes Fig. 2: training accuracy vs samples per task for each variant (mean and spread over seeds)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.4))
+    fitting_axes(ax, accuracy, title)
+    return _save(fig, path)
+
+
+def fitting_axes(ax: Any, accuracy: Mapping[str, Mapping[int, Sequence[float]]], title: str = "") -> None:
+    """Draws Fig. 2's curves (variant -> n -> accuracies over seeds) into `ax`."""
     for variant, by_n in accuracy.items():
         ns = sorted(by_n)
         means = np.array([np.mean(by_n[n]) for n in ns])
@@ -109,28 +128,52 @@ def plot_fitting(accuracy: Mapping[str, Mapping[int, Sequence[float]]], path: st
     ax.set_ylabel("training accuracy")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
-    return _save(fig, path)
 
 
 def plot_relative_error(relative: Mapping[str, Mapping[int, Sequence[float]]], path: str | Path, title: str = "") -> Path:
     """Writes Figs. 4a / 6a: each variant's error relative to parallel ordering vs the number of tasks."""
+    return _save(relative_error_figure(relative, title), path)
+
+
+def relative_error_figure(relative: Mapping[str, Mapping[int, Sequence[float]]], title: str = "",
+                          ylabel: str = "error / parallel-ordering error", reference: float | None = 1.0) -> Any:
+    """Returns Figs. 4a / 6a as a matplotlib figure (variant -> number of tasks -> values over seeds)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.4))
+    relative_axes(ax, relative, title, ylabel, reference)
+    fig.tight_layout()
+    return fig
+
+
+def relative_axes(ax: Any, relative: Mapping[str, Mapping[int, Sequence[float]]], title: str = "",
+                  ylabel: str = "error / parallel-ordering error", reference: float | None = 1.0) -> None:
+    """Draws each variant's values by number of tasks (mean, bars ± std) into `ax`; says so when there are none."""
     for variant, by_k in relative.items():
-        ks = sorted(by_k)
+        ks = sorted(k for k in by_k if len(by_k[k]))
         ax.errorbar(ks, [np.mean(by_k[k]) for k in ks], yerr=[np.std(by_k[k]) for k in ks], marker="o", ms=3,
                     capsize=2, label=variant)
-    ax.axhline(1.0, color="grey", lw=0.8, ls=":")
+    if not any(len(v) for by_k in relative.values() for v in by_k.values()):
+        ax.text(0.5, 0.5, "no values", ha="center", va="center", transform=ax.transAxes, color="grey")
+    if reference is not None:
+        ax.axhline(reference, color="grey", lw=0.8, ls=":")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("number of tasks")
-    ax.set_ylabel("error / parallel-ordering error")
+    ax.set_ylabel(ylabel)
     ax.set_title(title, fontsize=9)
-    ax.legend(fontsize=7)
-    return _save(fig, path)
+    if relative:
+        ax.legend(fontsize=7)
 
 
 def plot_error_curves(curves: Mapping[str, tuple[Sequence[int], Sequence[Sequence[float]]]], path: str | Path,
                       title: str = "") -> Path:
     """Writes Fig. 5b: mean test error over tasks by iteration per variant (curves: variant -> (iterations, per seed))."""
+    return _save(error_curves_figure(curves, title), path)
+
+
+def error_curves_figure(curves: Mapping[str, tuple[Sequence[int], Sequence[Sequence[float]]]], title: str = "") -> Any:
+    """Returns Fig. 5b as a matplotlib figure (see `plot_error_curves`)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(5, 3.4))
     for variant, (iters, runs) in curves.items():
@@ -142,11 +185,17 @@ def plot_error_curves(curves: Mapping[str, tuple[Sequence[int], Sequence[Sequenc
     ax.set_ylabel("mean test error")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    fig.tight_layout()
+    return fig
 
 
 def plot_scale_trace(trace: Mapping[str, Sequence[Any]], path: str | Path, title: str = "") -> Path:
     """Writes Fig. 4b-c: per depth, the distance between tasks' scales and the largest scale, by iteration."""
+    return _save(scale_trace_figure(trace, title), path)
+
+
+def scale_trace_figure(trace: Mapping[str, Sequence[Any]], title: str = "") -> Any:
+    """Returns Fig. 4b-c as a matplotlib figure (see `plot_scale_trace`)."""
     steps = np.asarray(trace["step"])
     dist, hard = np.asarray(trace["distance"]), np.asarray(trace["hardness"])
     plt = _pyplot()
@@ -160,4 +209,5 @@ def plot_scale_trace(trace: Mapping[str, Sequence[Any]], path: str | Path, title
         ax.set_xlabel("iteration")
         ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=9)
-    return _save(fig, path)
+    fig.tight_layout()
+    return fig

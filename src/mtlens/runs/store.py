@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import socket
 import sqlite3
 import time
@@ -30,20 +29,14 @@ from mtlens.runs.database import Database
 from mtlens.runs.export import export_csv as _export_csv
 from mtlens.runs.ids import canonical_json, config_hash, new_run_id
 from mtlens.runs.records import DEAD, Metric, Run, Timings
+from mtlens.runs.removal import Removal
+from mtlens.runs.removal import remove_runs as _remove_runs
 
 DEFAULT_STORE = Path("runs") / "mtlens.sqlite"
 # Which statuses each transition may start from.
 _CAN_START = ("created", "interrupted", "failed", "running")
 _CAN_FAIL = ("created", "running", "interrupted")
 _CAN_INTERRUPT = ("created", "running")
-
-
-class Removal(NamedTuple):
-    """A run removed from a store: the run as it was, its metric rows, its artifacts folder (None if none)."""
-
-    run: Run
-    metric_rows: int
-    artifacts_dir: Path | None
 
 
 class RunStore:
@@ -299,50 +292,10 @@ class RunStore:
     def remove_runs(self, run_ids: Iterable[str], *, force: bool = False, dry_run: bool = False) -> list[Removal]:
         """Removes runs with their metrics and artifacts folders; returns what was (or would be) removed.
 
-        A running run whose process is alive, or on another host (cannot be checked), is refused unless
-        ``force``: its process would keep writing to a run that no longer exists. Rows go in one transaction,
-        then the folders; a folder is removed only where the store puts it (``artifacts/<run id>`` next to the
-        store file), so a store edited to point elsewhere cannot make this delete other files.
+        See `mtlens.runs.removal.remove_runs` (a live run is refused unless ``force``; only the store's own
+        ``artifacts/<run id>`` folders are deleted).
         """
-        ids = list(dict.fromkeys(run_ids))
-        runs = [self.get_run(run_id) for run_id in ids]
-        if not force:
-            for run in runs:
-                if run.status == "running" and not run.dead:
-                    raise MtlensError(
-                        f"run {run.id} is running (process {run.pid} on {run.host}); stop it first, "
-                        "or pass --force if that process is gone"
-                    )
-
-        def delete(conn: sqlite3.Connection) -> list[int]:
-            counts = []
-            for run in runs:
-                counts.append(conn.execute("SELECT COUNT(*) FROM metrics WHERE run_id = ?", (run.id,)).fetchone()[0])
-                if not dry_run:
-                    conn.execute("DELETE FROM metrics WHERE run_id = ?", (run.id,))
-                    conn.execute("DELETE FROM runs WHERE id = ?", (run.id,))
-            return counts
-
-        counts = self._db.read(delete) if dry_run else self._db.write(delete)
-        removals = []
-        for run, count in zip(runs, counts):
-            folder = self._own_artifacts_dir(run)
-            has_folder = folder is not None and folder.is_dir()
-            if has_folder and not dry_run:
-                try:
-                    shutil.rmtree(folder)
-                except OSError as err:
-                    raise MtlensError(
-                        f"removed run {run.id} from {self.path} but not its folder {folder} ({err.strerror}); "
-                        "remove it by hand"
-                    ) from None
-            removals.append(Removal(run, count, folder if has_folder else None))
-        return removals
-
-    def _own_artifacts_dir(self, run: Run) -> Path | None:
-        """Returns the run's artifacts folder when it is the store's own ``artifacts/<id>``, else None."""
-        own = (self.path.parent / "artifacts" / run.id).resolve()
-        return own if run.artifacts_dir.resolve() == own else None
+        return _remove_runs(self, self._db, run_ids, force=force, dry_run=dry_run)
 
     # ---- metrics -----------------------------------------------------------------------------------------
 

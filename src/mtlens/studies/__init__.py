@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from mtlens.errors import MtlensError
-from mtlens.studies import balancing, filters, hard_sharing  # noqa: F401  (registers)
+from mtlens.studies import balancing, filters, hard_sharing, ordering  # noqa: F401  (registers)
 from mtlens.studies.registry import STUDIES, available_studies, read_source
 from mtlens.studies.runner import EngineResult, run_study_configs
 

@@ -2,7 +2,10 @@
 
 For each seed: a multi-head model, a one-head model, a single-task model per task (the multi-head model
 trained on one task's loss) and a random encoder (frozen at its initialisation; its heads are fitted as a
-probe, so its per-task test MSE says what an untrained representation supports). Each is one cell; the
+probe, so its per-task test MSE says what an untrained representation supports); and, when listed in
+`variants`, the soft-sharing architectures of LibMTL (cross_stitch, mmoe, mtan, cgc, ple, dselect_k) and LTB,
+built on the same encoder and heads, whose codes (`encode`, see `mtlens.models.soft_sharing`) are scored
+like the hard-sharing encoders' latents. Each is one cell; the
 report holds the per-task test MSE per variant (the data behind seed 000 Fig. 13) and, when `metrics.names`
 are listed, the disentanglement metrics of every encoder in the layout of Table 5 beside the published ones.
 """
@@ -16,7 +19,8 @@ from pydantic import Field
 from mtlens.config import Section
 from mtlens.errors import MtlensError
 from mtlens.methods import METHODS
-from mtlens.models import create_model
+from mtlens.data.tasks import TaskSpec
+from mtlens.models import check_method_fits, create_model
 from mtlens.studies.base import StudyConfig
 from mtlens.studies.common import (DataConfig, MethodConfig, ModelConfig, build_factor_data, build_method,
                                    cell_train_config, check_data, seed_everything)
@@ -25,7 +29,8 @@ from mtlens.studies.evaluation import check_metrics, encoder_scores
 from mtlens.studies.registry import STUDIES
 from mtlens.training import Trainer
 
-Variant = Literal["multi_head", "one_head", "single_task", "random"]
+Variant = Literal["multi_head", "one_head", "single_task", "random",
+                  "cross_stitch", "mmoe", "mtan", "cgc", "ple", "dselect_k", "ltb"]
 
 
 class MetricsConfig(Section):
@@ -55,7 +60,8 @@ def _single_tasks(cfg: HardSharingConfig) -> list[int]:
 
 
 def check(cfg: HardSharingConfig) -> None:
-    """Raises one line for what the types cannot catch: task indices, metric names and options, method options."""
+    """Raises one line for what the types cannot catch: task indices, metric names and options, method options,
+    and a method whose assumptions a variant's architecture breaks (`check_method_fits`)."""
     bad = [t for t in _single_tasks(cfg) if not 0 <= t < cfg.data.n_tasks]
     if bad:
         raise MtlensError(f"single_tasks {bad} are not task indices 0..{cfg.data.n_tasks - 1}")
@@ -65,7 +71,12 @@ def check(cfg: HardSharingConfig) -> None:
                           "trainable shared parameters; drop random from variants or use a loss weighting (e.g. ew)")
     for n_active in {1 if v == "single_task" else cfg.data.n_tasks for v in cfg.variants}:
         cfg.method.build(n_active)
-    check_data(cfg.data, cfg.data_dir, factors=True)  # dataset, options, subset and split fractions
+    dataset, _ = check_data(cfg.data, cfg.data_dir, factors=True)  # dataset, options, subset and split fractions
+    tasks = [TaskSpec(f"task_{t}", "regression") for t in range(cfg.data.n_tasks)]  # the kinds change no assumption
+    for variant in dict.fromkeys(cfg.variants):
+        model = create_model(variant, tasks, dataset.image_shape, **cfg.model.kwargs(),  # type: ignore[attr-defined]
+                             **({"task": 0} if variant == "single_task" else {}))
+        check_method_fits(model, cfg.method.build(len(model.active_tasks)))
 
 
 def cells(cfg: HardSharingConfig) -> list[Cell]:

@@ -53,6 +53,7 @@ class GroupSetting:
     encoder: str = "learned"
     lr: float = 1e-3  # App. A: Adam with default parameters
     trace_every: int | None = None
+    permutations: tuple[tuple[int, ...], ...] | None = None  # permuted variant: task t's order (default: drawn per seed)
 
     def model_options(self) -> dict[str, Any]:
         """Returns the LayerOrderingModel options of this setting."""
@@ -148,16 +149,25 @@ def run_group_cell(
     method_options: dict[str, Any] | None = None,
     device: str = "auto",
     progress: bool = False,
+    **trainer: Any,
 ) -> CellResult:
-    """Returns the result of training `variant` on `data` with `setting` and `seed` (App. A's training)."""
+    """Returns the result of training `variant` on `data` with `setting` and `seed` (App. A's training).
+
+    trainer: passed to `train_task_group` (store, run_id, checkpoint_dir, resume: a study cell's run).
+    """
     if variant not in VARIANTS:
         raise MtlensError(f"unknown variant {variant!r}; choose one of {', '.join(VARIANTS)}")
     started = time.perf_counter()
-    model = LayerOrderingModel(data.tasks, data.input_shapes, ordering=variant, seed=seed, **setting.model_options())
+    options = setting.model_options()
+    if variant == "permuted" and setting.permutations is not None:
+        if len(setting.permutations) < data.n_tasks:
+            raise MtlensError(f"{len(setting.permutations)} permutations given for {data.n_tasks} tasks; give one per task")
+        options["permutations"] = [list(p) for p in setting.permutations[: data.n_tasks]]
+    model = LayerOrderingModel(data.tasks, data.input_shapes, ordering=variant, seed=seed, **options)
     torch.manual_seed(seed)  # dropout masks and batch draws
     run = train_task_group(model, data, iterations=setting.iterations, batch_size=setting.batch_size,
                            eval_every=setting.eval_every, method=method, method_options=method_options, lr=setting.lr,
-                           seed=seed, device=device, trace_every=setting.trace_every, progress=progress)
+                           seed=seed, device=device, trace_every=setting.trace_every, progress=progress, **trainer)
     task_error = {name: 1.0 - run.final[f"test/{name}/acc"] for name in data.names}
     soft = variant == "soft"
     return CellResult(

@@ -6,14 +6,15 @@ tasks, which is one function fitting all 2n samples; permuted ordering applies W
 W_2 then W_1 for task 2. The seed's reference for "parallel with n per task" is a single task with 2n samples.
 Two cores: linear (m = 128, phi = I) and ReLU (m = 16).
 
-Training is not specified by the seed; we fit to convergence with full-batch Adam (`FitSetting.steps`, lr)
-and report the training accuracy.
+Training is not specified by the seed; we fit with full-batch Adam (`FitSetting.steps`, lr; the Trainer takes
+the steps) and report the training accuracy.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -85,8 +86,12 @@ def fit_setting(core: str, setting: str | FitSetting = "quick", **overrides: Any
 
 
 def random_fit_cell(n: int, variant: str, core: str = "linear", seed: int = 0, setting: str | FitSetting = "quick",
-                    *, device: str = "cpu", **overrides: Any) -> FitResult:
-    """Returns the training accuracy of `variant` fitted to two random tasks of n samples (single_task: one of 2n)."""
+                    *, device: str = "cpu", checkpoint_dir: Path | None = None, resume: bool = False,
+                    **overrides: Any) -> FitResult:
+    """Returns the training accuracy of `variant` fitted to two random tasks of n samples (single_task: one of 2n).
+
+    checkpoint_dir / resume: a study cell's checkpoint folder, and whether to continue from it.
+    """
     if variant not in FIT_VARIANTS:
         raise MtlensError(f"unknown variant {variant!r}; choose one of {', '.join(FIT_VARIANTS)}")
     s = fit_setting(core, setting, **overrides)
@@ -97,6 +102,7 @@ def random_fit_cell(n: int, variant: str, core: str = "linear", seed: int = 0, s
                                depth=2, width=s.width, activation=s.activation, encoder="identity", decoder="shared",
                                permutations=PERMUTED if variant == "permuted" else None, seed=seed)
     torch.manual_seed(seed)
-    scores = fit_full_batch(model, data, steps=s.steps, lr=s.lr, device=device)
+    scores = fit_full_batch(model, data, steps=s.steps, lr=s.lr, seed=seed, device=device, checkpoint_dir=checkpoint_dir,
+                            resume=resume)
     task_acc = {k.split("/")[1]: v for k, v in scores.items() if k != "train/mean_acc"}
     return FitResult(core, variant, n, seed, scores["train/mean_acc"], task_acc, time.perf_counter() - started)

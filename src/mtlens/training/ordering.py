@@ -15,9 +15,8 @@ from typing import Any
 
 import torch
 
-from mtlens.data.task_batches import task_batch_splits
+from mtlens.data.task_batches import AlignedTaskBatches, FullTaskBatches, task_batch_splits
 from mtlens.data.task_groups import TaskGroupData
-from mtlens.device import resolve_device
 from mtlens.errors import MtlensError
 from mtlens.methods import create_method
 from mtlens.methods.base import Method
@@ -45,7 +44,11 @@ def scale_hardness(scales: torch.Tensor) -> torch.Tensor:
 
 
 class ScaleTrace:
-    """A Trainer callback recording, every `every` steps, the scales' distance and hardness per depth (Fig. 4b-c)."""
+    """A Trainer callback recording, every `every` steps, the scales' distance and hardness per depth (Fig. 4b-c).
+
+    Each record is also returned to the Trainer, which logs it as `scales/distance/d<k>` and `scales/hardness/d<k>`
+    (k = 1..D) into the run's metric sink, so a study reads the trace from the store.
+    """
 
     def __init__(self, model: LayerOrderingModel, every: int) -> None:
         if every < 1:
@@ -55,21 +58,28 @@ class ScaleTrace:
         self.distance: list[list[float]] = []
         self.hardness: list[list[float]] = []
 
-    def record(self, step: int) -> None:
-        """Stores the current distance and hardness per depth at `step`."""
+    def record(self, step: int) -> dict[str, float]:
+        """Stores the current distance and hardness per depth at `step`; returns them as metric values."""
         with torch.no_grad():
             s = self.model.scales().detach().float().cpu()
         self.steps.append(int(step))
         self.distance.append(scale_distances(s).tolist())
         self.hardness.append(scale_hardness(s).tolist())
+        return trace_values(self.distance[-1], self.hardness[-1])
 
-    def on_step(self, step: int, losses: torch.Tensor, shared: list[torch.Tensor], z: torch.Tensor | None) -> None:
-        if step % self.every == 0:
-            self.record(step)
+    def on_step(self, step: int, losses: torch.Tensor, shared: list[torch.Tensor], z: torch.Tensor | None) -> dict[str, float] | None:
+        return self.record(step) if step % self.every == 0 else None
 
     def as_dict(self) -> dict[str, list]:
         """Returns {"step": [...], "distance": [[per depth]...], "hardness": [[per depth]...]}."""
         return {"step": list(self.steps), "distance": [list(d) for d in self.distance], "hardness": [list(h) for h in self.hardness]}
+
+
+def trace_values(distance: Sequence[float], hardness: Sequence[float]) -> dict[str, float]:
+    """Returns {"scales/distance/d1": ..., "scales/hardness/d1": ...} for per-depth values (depths from 1)."""
+    out = {f"scales/distance/d{k + 1}": float(v) for k, v in enumerate(distance)}
+    out.update({f"scales/hardness/d{k + 1}": float(v) for k, v in enumerate(hardness)})
+    return out
 
 
 def check_method(method: Method, model: LayerOrderingModel) -> None:
@@ -162,8 +172,10 @@ def train_task_group(
     trainer = Trainer(model, method, splits, config, store=store, run_id=run_id, checkpoint_dir=checkpoint_dir,  # type: ignore[arg-type]
                       callbacks=[*callbacks, *([trace] if trace else [])])
     final = trainer.fit(resume=resume)
-    if trace is not None:
-        trace.record(trainer.global_step)
+    if trace is not None and (not trace.steps or trace.steps[-1] != trainer.global_step):
+        values = trace.record(trainer.global_step)  # the trained model's scales close the trace
+        if store is not None and run_id is not None:
+            store.log_metrics(run_id, trainer.global_step, values)
     history = [h for h in trainer.history if "test/mean_acc" in h]
     iters = [int(h["epoch"]) * eval_every for h in history]
     return OrderingRun(model, iters, history, final, trace.as_dict() if trace else None, trainer.global_step)
@@ -176,35 +188,28 @@ def fit_full_batch(
     steps: int,
     lr: float = 1e-3,
     method: str | Method = "ew",
+    seed: int = 0,
     device: str = "cpu",
+    checkpoint_dir: Path | None = None,
+    resume: bool = False,
 ) -> dict[str, float]:
     """Returns the training accuracy per task ('train/<task>/acc') and their mean ('train/mean_acc') after `steps`
     full-batch Adam steps on every training sample of every task (seed 003 §3.2: how well the tasks can be fitted).
 
-    The loop is what the Trainer does per step (step_losses, method.backward, optimizer.step) without batching:
-    fitting a few hundred samples needs thousands of steps, and loader overhead would dominate them.
+    The Trainer takes the steps (batch_size 1 over `FullTaskBatches`: one row is the whole training set), then
+    evaluates on the training samples.
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise MtlensError(f"steps must be an integer >= 1, got {steps!r}")
     if isinstance(method, str):
         method = create_method(method, len(model.tasks))
     check_method(method, model)
-    dev = resolve_device(device)
-    model.to(dev).train()
-    batch = {"x": [d.x.float().to(dev) for d in data.train], "targets": [d.targets[:, 0].to(dev) for d in data.train]}
-    params = [p for p in model.parameters() if p.requires_grad]
-    shared, task = list(model.shared_parameters()), list(model.task_parameters())
-    optimizer = torch.optim.Adam(params, lr=lr, foreach=True)
-    for _ in range(steps):
-        optimizer.zero_grad(set_to_none=True)
-        losses, _ = model.step_losses(batch)
-        method.backward(losses, shared, None, task)
-        optimizer.step()
-    if not bool(torch.isfinite(losses).all()):
-        raise MtlensError(f"non-finite training loss after {steps} full-batch steps; lower the learning rate (lr={lr})")
-    model.eval()
-    with torch.no_grad():
-        scores = model.score_batch(batch)
-    out = {f"train/{name}/acc": float(value) / n for name, (value, n) in scores.items()}
-    out["train/mean_acc"] = sum(out.values()) / len(out)
+    splits = {"train": FullTaskBatches(data.train, steps), "test": AlignedTaskBatches(data.train)}
+    largest = max(len(d) for d in data.train)
+    config = TrainConfig(epochs=1, lr=lr, batch_size=1, eval_batch_size=largest, seed=seed, device=device, log_every=0,
+                         progress=False, checkpoint=checkpoint_dir is not None)
+    trainer = Trainer(model, method, splits, config, checkpoint_dir=checkpoint_dir)  # type: ignore[arg-type]
+    scores = trainer.fit(resume=resume)
+    out = {f"train/{name.split('/', 1)[1]}": v for name, v in scores.items() if name.endswith("/acc") and name != "test/mean_acc"}
+    out["train/mean_acc"] = scores["test/mean_acc"]
     return out

@@ -26,6 +26,7 @@ from mtlens.device import resolve_device
 from mtlens.errors import MtlensError
 from mtlens.methods.base import Method
 from mtlens.models.hard_sharing import MultiTaskModel
+from mtlens.models.method_fit import check_method_fits
 from mtlens.training.checkpoint import load_checkpoint, restore, rng_state, save_checkpoint, set_rng_state
 from mtlens.models.losses import score_name
 from mtlens.training.progress import progress_bar
@@ -101,6 +102,7 @@ class Trainer:
         n_active = len(self.model.active_tasks)
         if self.method.n_tasks is not None and self.method.n_tasks != n_active:
             raise MtlensError(f"method {self.method.name} is for {self.method.n_tasks} tasks, the model trains {n_active}")
+        check_method_fits(self.model, self.method)
         self.device = resolve_device(self.config.device)
         self.model.to(self.device)
         if self.method.needs_validation_batch and ("val" not in self.data or not len(self.data["val"])):
