@@ -165,6 +165,11 @@ class Bad:
     env: Callable[[Workspace], dict[str, str]] | None = None  # environment variables set for the call
 
 
+def _train(ws: Workspace, *args: str) -> list[str]:
+    """Returns the argv of `mtlens train` on the workspace's config with a fresh store and `args`."""
+    return ["train", "--config", str(ws.config), "--store", str(ws.root / "fresh.sqlite"), *args]
+
+
 def _ordering(ws: Workspace, override: str) -> list[str]:
     return ["reproduce", "ordering", "--preset", "quick", "--store", str(ws.root / "s.sqlite"), "--set", override]
 
@@ -212,6 +217,18 @@ BAD: list[Bad] = [
     Bad("train missing config", lambda ws: ["train", "--config", "nope.yaml"], "does not exist"),
     Bad("train unknown key", lambda ws: ["train", "--config", str(ws.config), "--set", "train.epoch=3"],
         "unknown config key 'train.epoch'"),
+    Bad("train method level not admitted", lambda ws: _train(ws, "--method", "moco", "--method-level", "feature"),
+        "moco is defined on parameter gradients only (it averages gradients across steps"),
+    Bad("train method option out of range", lambda ws: _train(ws, "--method", "upgrad", "--set", "method.options.reg_eps=-1"),
+        "upgrad: option reg_eps must be a number >= 0, got -1"),
+    Bad("train method needs more tasks", lambda ws: _train(ws, "--method", "krum"),
+        "krum: with n_byzantine=0 and n_selected=1 it needs at least 3 tasks"),
+    Bad("train cr_mogm base of another kind", lambda ws: _train(ws, "--method", "cr_mogm", "--set",
+                                                                 "method.options.base=graddrop"),
+        "option base must be the name of a Gram-based gradient method that weights the gradients"),
+    Bad("train auto_lambda primary out of range", lambda ws: _train(ws, "--method", "auto_lambda", "--set",
+                                                                     "method.options.primary=[5]"),
+        "(indices must be distinct and in 0 .. 1)"),
     # ---- the ordering study (seed 003)
     Bad("ordering core layers of different shapes", lambda ws: _ordering(ws, "digit_pairs.model.width=[64, 32, 64, 64]"),
         "core layers must all have one shape"),

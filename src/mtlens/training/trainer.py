@@ -2,15 +2,17 @@
 
 One step is exactly what a user's own loop does: `losses, z = model.step_losses(batch)`,
 `method.backward(losses, model.shared_parameters(), z, model.task_parameters())`, `optimizer.step()`,
-`method.after_step(...)`; and `method.epoch_end()` after each epoch. The Trainer calls the method's life cycle
-(`mtlens.methods.base`) and nothing else of it.
+`method.after_step(...)`; and `method.epoch_end()` after each epoch. A method that declares
+`needs_validation_batch` (Auto-Lambda) first gets `method.validation_step(...)` with a batch of the "val"
+split. The Trainer calls the method's life cycle (`mtlens.methods.base`) and nothing else of it.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
@@ -103,6 +105,10 @@ class Trainer:
         check_method_fits(self.model, self.method)
         self.device = resolve_device(self.config.device)
         self.model.to(self.device)
+        if self.method.needs_validation_batch and ("val" not in self.data or not len(self.data["val"])):
+            raise MtlensError(f"method {self.method.name} needs a validation batch every step; the data has no "
+                              f"'val' split (got {sorted(self.data)}): give it one")
+        self._val_batches: tuple[int, int, Iterator[Any]] | None = None
         self.method.to(self.device)  # learnable method weights live beside the model
         params = [p for p in self.model.parameters() if p.requires_grad] + self.method.parameters()
         self.optimizer = torch.optim.Adam(params, lr=self.config.lr, betas=tuple(self.config.betas))
@@ -153,6 +159,11 @@ class Trainer:
     def train_step(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Runs one optimisation step on a batch; returns the detached [T_active] losses."""
         batch = to_device(batch, self.device)
+        if self.method.needs_validation_batch:
+            val_batch = self._validation_batch()
+            params = [p for p in self.model.parameters() if p.requires_grad]
+            self.method.validation_step(lambda: self.model.step_losses(val_batch)[0],
+                                        lambda: self.model.step_losses(batch)[0], params)
         self.optimizer.zero_grad(set_to_none=True)
         losses, z = self.model.step_losses(batch)
         if not bool(torch.isfinite(losses).all()):
@@ -167,6 +178,20 @@ class Trainer:
         self.method.after_step(lambda: self.model.step_losses(batch)[0])
         self.global_step += 1
         return losses.detach()
+
+    def _validation_batch(self) -> Any:
+        """Returns this step's validation batch: the "val" split in batches of batch_size, reshuffled every pass
+        with seed `seed * 100_003 + pass` (the training loader's rule); pass and position follow global_step,
+        so a resumed run draws the same batches."""
+        val, size = self.data["val"], self.config.batch_size
+        n_pass, index = divmod(self.global_step, math.ceil(len(val) / size))
+        if self._val_batches is None or self._val_batches[:2] != (n_pass, index):
+            loader = make_loader(val, size, shuffle=True, seed=self.config.seed * 100_003 + n_pass,
+                                 num_workers=self.config.num_workers)
+            self._val_batches = (n_pass, index, itertools.islice(iter(loader), index, None))
+        batch = next(self._val_batches[2])
+        self._val_batches = (n_pass, index + 1, self._val_batches[2])
+        return to_device(batch, self.device)
 
     @torch.no_grad()
     def evaluate(self, split: str) -> dict[str, float]:
