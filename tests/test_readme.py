@@ -35,6 +35,14 @@ TINY = {
                  "fitting.linear={width: 8, n_values: [8], steps: 5}", "digit_pairs.n_tasks=[2]", "digit_pairs.n_train=16",
                  "digit_pairs.model={iterations: 4, batch_size: 4, eval_every: 2, width: 8, encoder: frozen, trace_every: 2}",
                  "tabular.datasets=[iris]", "tabular.model={iterations: 4, batch_size: 4, eval_every: 2, width: 8}"],
+    "decoding": ["data.dataset=tiny", "data.n_tasks=2", "data.subset=96", "model.head_hidden=[16]", "train.epochs=1",
+                 "encoders=[random, multi_head]", "decoder.epochs=1", "decoder.train_images=32", "figures.examples=3",
+                 "figures.traversal_steps=3", "embeddings.points=0"],
+    "autoencoders": ["data.dataset=tiny", "data.n_tasks=2", "data.subset=96", "representations=[ground_truth, ae]",
+                     "autoencoder.epochs=1", "autoencoder.train_images=32", "heads.hidden=[16]", "train.epochs=1",
+                     "metrics.names=[mig]", "metrics.options={mig: {num_train: 100}}", "examples=3"],
+    "geometry": ["data.dataset=tiny", "data.n_tasks=2", "data.subset=96", "model.head_hidden=[16]", "train.epochs=1",
+                 "encoders=[random, multi_head, ae]", "autoencoder.epochs=1", "autoencoder.train_images=32", "folds=3"],
 }
 #: Presets whose data is not the study's usual kind get their own tiny config (the dense benchmark's model keys).
 TINY_PRESETS = {

@@ -172,6 +172,11 @@ class Bad:
     env: Callable[[Workspace], dict[str, str]] | None = None  # environment variables set for the call
 
 
+def _train(ws: Workspace, *args: str) -> list[str]:
+    """Returns the argv of `mtlens train` on the workspace's config with a fresh store and `args`."""
+    return ["train", "--config", str(ws.config), "--store", str(ws.root / "fresh.sqlite"), *args]
+
+
 def _ordering(ws: Workspace, override: str) -> list[str]:
     return ["reproduce", "ordering", "--preset", "quick", "--store", str(ws.root / "s.sqlite"), "--set", override]
 
@@ -238,6 +243,18 @@ BAD: list[Bad] = [
     Bad("train missing config", lambda ws: ["train", "--config", "nope.yaml"], "does not exist"),
     Bad("train unknown key", lambda ws: ["train", "--config", str(ws.config), "--set", "train.epoch=3"],
         "unknown config key 'train.epoch'"),
+    Bad("train method level not admitted", lambda ws: _train(ws, "--method", "moco", "--method-level", "feature"),
+        "moco is defined on parameter gradients only (it averages gradients across steps"),
+    Bad("train method option out of range", lambda ws: _train(ws, "--method", "upgrad", "--set", "method.options.reg_eps=-1"),
+        "upgrad: option reg_eps must be a number >= 0, got -1"),
+    Bad("train method needs more tasks", lambda ws: _train(ws, "--method", "krum"),
+        "krum: with n_byzantine=0 and n_selected=1 it needs at least 3 tasks"),
+    Bad("train cr_mogm base of another kind", lambda ws: _train(ws, "--method", "cr_mogm", "--set",
+                                                                 "method.options.base=graddrop"),
+        "option base must be the name of a Gram-based gradient method that weights the gradients"),
+    Bad("train auto_lambda primary out of range", lambda ws: _train(ws, "--method", "auto_lambda", "--set",
+                                                                     "method.options.primary=[5]"),
+        "(indices must be distinct and in 0 .. 1)"),
     # ---- the ordering study (seed 003)
     Bad("ordering core layers of different shapes", lambda ws: _ordering(ws, "digit_pairs.model.width=[64, 32, 64, 64]"),
         "core layers must all have one shape"),
@@ -312,6 +329,23 @@ BAD: list[Bad] = [
         lambda ws: _filters(ws, "sweep.layouts=[{name: mine, groups: [[1, 2, 3], [1, 2, 4], [5, 6, 7], [5, 6, 8]], "
                                 "clusters: [[0, 1], [2, 7]]}]"),
         "cluster pair (2, 7) names unknown task 7; the layout has tasks 0..3", check=_no_store),
+    # ---- the representation studies (issue 14): checked before a run or a report is written
+    Bad("decoding single task out of range", lambda ws: ["reproduce", "decoding", "--store", str(ws.root / "f.sqlite"),
+                                                         "--set", "single_tasks=[12]"],
+        "single_tasks [12] are not task indices 0..9", check=_no_store),
+    Bad("decoding non-factor dataset", lambda ws: ["reproduce", "decoding", "--store", str(ws.root / "f.sqlite"),
+                                                   "--set", "data.dataset=multimnist"],
+        "dataset 'multimnist' has no generative factors", check=_no_store),
+    Bad("decoding too few embedded points", lambda ws: ["reproduce", "decoding", "--store", str(ws.root / "f.sqlite"),
+                                                        "--set", "embeddings.points=10"],
+        "embeddings.points=10 must exceed embeddings.n_neighbors=15", check=_no_store),
+    Bad("geometry more points than the test split", lambda ws: ["reproduce", "geometry", "--store",
+                                                                str(ws.root / "f.sqlite"), "--set", "points=5000"],
+        "points=5000 but the test split holds 800 images", check=_no_store),
+    Bad("autoencoders unknown representation", lambda ws: ["reproduce", "autoencoders", "--store",
+                                                           str(ws.root / "f.sqlite"), "--set", "representations=[pca]"],
+        "Input should be 'ground_truth', 'raw_factors', 'ae', 'vae' or 'factor_vae' (got 'pca')",
+        check=_no_store),
     # ---- the command itself
     Bad("unknown command", lambda ws: ["nope"], "No such command"),
 ]

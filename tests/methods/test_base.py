@@ -91,3 +91,32 @@ def test_ew_is_plain_sum_and_errors() -> None:
         _Mean(3, level="feature").backward(torch.ones(3, requires_grad=True), [])
     with pytest.raises(MtlensError, match="unknown method"):
         create_method("nope", 3)
+
+
+def test_representation_rows_are_dl_dz_and_give_the_heads_the_head_objective() -> None:
+    from mtlens.methods.gradients import representation_rows
+
+    enc, heads, x, y = _model()
+    losses, z = _losses(enc, heads, x, y)
+    head_params = list(heads.parameters())
+    for p in head_params:  # .grad accumulates, as backward does
+        p.grad = torch.ones_like(p)
+    slopes = torch.tensor([0.5, 2.0, -1.0])
+    rows = representation_rows(losses, z, head_params, slopes)
+    torch.testing.assert_close(rows.reshape(3, -1), task_jacobian(losses, [z]))
+    want = torch.autograd.grad((slopes * losses).sum(), head_params, retain_graph=True)
+    for p, w in zip(head_params, want):
+        torch.testing.assert_close(p.grad, w + 1.0)
+
+
+@pytest.mark.parametrize("use_z", [True, False])
+def test_a_head_objective_other_than_the_sum_reaches_the_heads(use_z: bool) -> None:
+    # DB-MTL's heads train on sum_t log L_t: the per-task passes scale each head's gradient by 1 / L_t
+    enc, heads, x, y = _model()
+    losses, z = _losses(enc, heads, x, y)
+    create_method("db_mtl", 3).backward(losses, enc.parameters(), z if use_z else None, heads.parameters())
+    got = [p.grad.clone() for p in heads.parameters()]
+    losses, _ = _losses(enc, heads, x, y)
+    want = torch.autograd.grad((losses + 1e-8).log().sum(), list(heads.parameters()))
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w)

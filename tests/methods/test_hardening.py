@@ -16,8 +16,18 @@ from _guards import hang_guard
 GRADIENT_METHODS = [n for n in available_methods() if issubclass(METHODS.get(n), GradientAggregator)]
 
 
-def _jac(scale: float = 1.0, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    return (torch.randn(3, 50, generator=torch.Generator().manual_seed(0)) * scale).to(dtype)
+def _jac(scale: float = 1.0, dtype: torch.dtype = torch.float32, rows: int = 3) -> torch.Tensor:
+    return (torch.randn(rows, 50, generator=torch.Generator().manual_seed(0)) * scale).to(dtype)
+
+
+def _rows(name: str) -> int:
+    """Returns 3, or the fewest task gradients the method's definition takes when that is more (Krum: 4)."""
+    return max(3, create_method(name, 3).min_rows)
+
+
+def _run(name: str, jac: torch.Tensor) -> torch.Tensor:
+    """Returns the update of a fresh method (losses of ones, for the methods that use them)."""
+    return create_method(name, jac.shape[0]).aggregate(jac, torch.ones(jac.shape[0]))
 
 
 def test_mgda_on_an_overflowing_half_gram_returns() -> None:
@@ -35,11 +45,13 @@ def test_extreme_scales_give_the_scaled_update(name: str, scale: float) -> None:
     # before: mgda / aligned_mtl / imtl_g raised raw LinAlgErrors at 1e20 and 1e30; nash_mtl, aligned_mtl and
     # imtl_g returned silent zeros at 1e-30 (the float32 Gram matrix underflowed)
     cls = METHODS.get(name)
-    base = _jac()
+    base = _jac(rows=_rows(name))
     with hang_guard():
-        got = create_method(name, 3).aggregate(base * scale)
-    want = create_method(name, 3).aggregate(base)
+        got = _run(name, base * scale)
+    want = _run(name, base)
     assert got.dtype == torch.float32 and bool(torch.isfinite(got).all())
+    if not {"scale_invariant", "scale_equivariant"} & cls.claims:
+        return  # MoDo, PCD: their update depends on the scale by definition (see their exemptions)
     expected = want if "scale_invariant" in cls.claims else want.double() * scale
     torch.testing.assert_close(got.double(), expected.double(), rtol=1e-4, atol=1e-5 * float(expected.abs().max()))
 
@@ -56,10 +68,10 @@ def test_mgda_weights_do_not_vanish_at_gradient_norms_of_1e4() -> None:
 @pytest.mark.parametrize("name", GRADIENT_METHODS)
 def test_float16_is_computed_in_float32_and_returned_in_float16(name: str) -> None:
     # before: imtl_g returned NaN and aligned_mtl a zero update on (randn(3, 50) * 100).half(), silently
-    half = _jac(100.0, torch.float16)
+    half = _jac(100.0, torch.float16, _rows(name))
     with hang_guard():
-        got = create_method(name, 3).aggregate(half)
-    want = create_method(name, 3).aggregate(half.float())
+        got = _run(name, half)
+    want = _run(name, half.float())
     assert got.dtype == torch.float16 and bool(torch.isfinite(got).all())
     torch.testing.assert_close(got.float(), want, rtol=1e-2, atol=1e-3 * float(want.abs().max()))
     assert float(got.float().norm()) > 0
@@ -72,16 +84,16 @@ def test_integer_jacobians_are_refused(name: str, dtype: torch.dtype) -> None:
     jac = (_jac(10.0) > 0) if dtype == torch.bool else _jac(10.0).to(dtype)
     message = rf"{METHODS.get(name).name}: the per-task gradients must be floating point, got {dtype}; convert with"
     with pytest.raises(MtlensError, match=message):
-        create_method(name, 3).aggregate(jac)
+        _run(name, jac)
 
 
 @pytest.mark.parametrize("name", GRADIENT_METHODS)
 def test_an_update_that_overflows_float16_is_an_error(name: str) -> None:
-    jac = torch.full((3, 4), 60000.0, dtype=torch.float16)  # every gradient the same: the sum is 180000
+    jac = torch.full((_rows(name), 4), 60000.0, dtype=torch.float16)  # every gradient the same: the sum overflows
     jac[1, 0] = 50000.0  # not exactly collinear
     try:
         with hang_guard():
-            d = create_method(name, 3).aggregate(jac)
+            d = _run(name, jac)
     except MtlensError as err:
         assert "overflows torch.float16" in str(err) and "\n" not in str(err)
     else:  # methods whose update is a convex combination stay in range

@@ -10,7 +10,8 @@ import torch
 
 from mtlens import MtlensError
 from mtlens.methods import METHODS, available_methods, check_method_options, create_method
-from mtlens.methods.options import Choice, Device, Flag, Integer, PerTask, Real, rules_of
+from mtlens.methods.options import (Choice, Device, Flag, Integer, MethodName, OptionMap, PerTask, Real, TaskIndices,
+                                   rules_of)
 
 #: Values every rule of a kind must refuse (the issue's: a string for a number, -1 for a count, True for 3).
 BAD = {
@@ -20,6 +21,9 @@ BAD = {
     Flag: ["yes", 1, None],
     Device: ["gpu", 3, None],
     PerTask: ["abc", [1.0], [[1.0, 2.0]], [float("nan"), 1.0]],
+    MethodName: ["nope", 3, None, "ew", "graddrop"],  # unknown, not a name, none, and methods of another kind
+    OptionMap: ["abc", [1, 2], {1: 2}],
+    TaskIndices: ["abc", [], [0.5], [-1], [0, 0], [3], True],
 }
 
 
@@ -35,8 +39,8 @@ def test_every_option_has_a_rule_and_its_default_passes(name: str) -> None:
     params, rules = _params(cls), rules_of(cls)
     assert set(params) == set(rules), f"{name}: options without a rule or rules without an option"
     defaults = {k: p.default for k, p in params.items()}
-    assert check_method_options(name, 2, "param", defaults).keys() == defaults.keys()
-    method = create_method(name, 2, **defaults)
+    assert check_method_options(name, 3, "param", defaults).keys() == defaults.keys()
+    method = create_method(name, 3, **defaults)
     assert set(method.options) == set(defaults)
 
 
@@ -45,15 +49,16 @@ def test_every_rule_refuses_bad_values_in_one_line(name: str) -> None:
     cls = METHODS.get(name)
     for key, rule in rules_of(cls).items():
         bad = BAD[type(rule)] + ([-0.5] if getattr(rule, "low", None) == 0.0 else [])
+        bad = bad + ([1.0] if isinstance(rule, Real) and rule.high == 1.0 and rule.high_open else [])
         if isinstance(rule, PerTask):
             bad = bad + ([] if rule.scalar else [0.5]) + ([] if rule.optional else [None])
         for value in bad:
             with pytest.raises(MtlensError) as err:
-                check_method_options(name, 2, "param", {key: value})
+                check_method_options(name, 3, "param", {key: value})
             message = str(err.value)
             assert "\n" not in message and f"option {key} must be" in message and "valid options:" in message
             with pytest.raises(MtlensError):  # construction applies the same rules
-                create_method(name, 2, **{key: value})
+                create_method(name, 3, **{key: value})
 
 
 def test_the_issues_examples() -> None:

@@ -31,7 +31,7 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
 
 
 BAD = [
-    (["reproduce", "nosuch"], "unknown study 'nosuch'; choose one of: balancing, "),
+    (["reproduce", "nosuch"], "unknown study 'nosuch'; choose one of: autoencoders, balancing, decoding, "),
     (["reproduce", "hard-sharing", "--preset", "nosuch"], "unknown preset 'nosuch' for study hard_sharing"),
     (["reproduce", "hard-sharing", "--backend", "threads"], "unknown backend 'threads'"),
     (["reproduce", "hard-sharing", "--address", "127.0.0.1:9"], "--address is for the ray backend"),

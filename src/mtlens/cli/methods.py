@@ -1,20 +1,20 @@
-"""`mtlens methods`: the MTL methods, what each needs, and the levels it runs at."""
+"""`mtlens methods`: the MTL methods, their kind and levels, whether the task count is fixed, their options and
+defaults, and the LibMTL 1.1.5 / TorchJD 0.18 methods each implements."""
 
 from __future__ import annotations
 
 
 def methods() -> None:
-    """List the MTL optimisation methods (registry names), their kind and levels."""
+    """List the MTL optimisation methods (registry names) with kind, levels, task count, options and peers."""
     from rich.console import Console
     from rich.table import Table
 
-    from mtlens.methods import METHODS, GradientAggregator, LossWeighting
+    from mtlens.methods.catalog import method_rows
 
-    table = Table("name", "kind", "levels", "summary")
-    for name in METHODS.available():
-        cls = METHODS.get(name)
-        kind = ("gradient aggregation" if issubclass(cls, GradientAggregator)
-                else "loss weighting" if issubclass(cls, LossWeighting) else "regularisation")
-        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
-        table.add_row(name, kind, ", ".join(getattr(cls, "levels", ())), doc)
-    Console().print(table)
+    table = Table("name", "kind", "levels", "n_tasks", "options (defaults)", "peers", "summary", show_lines=True)
+    for row in method_rows():
+        table.add_row(row.name, row.kind, ", ".join(row.levels), row.n_tasks, ", ".join(row.options) or "-",
+                      ", ".join(row.peers) or "-", row.summary)
+    console = Console()
+    console.width = max(console.width, 160)  # seven columns: narrower than this, every cell wraps
+    console.print(table)

@@ -1,5 +1,9 @@
 """MTL optimisation methods: loss weighting, gradient aggregation, gradient regularisation.
 
+Kinds: loss weightings and scalarisations (`LossWeighting`: ew, mean, constant, rlw, dwa, uncertainty, gradnorm,
+famo, imtl_l, gls, stch, pbi, cosmos, auto_lambda), gradient aggregators (`GradientAggregator`: pcgrad, gradvac,
+graddrop, rgw, mgda, cagrad, nash_mtl, aligned_mtl, imtl_g, imtl, upgrad, dualproj, config, fairgrad, sdmgrad,
+modo, moco, db_mtl, excess_mtl, pcd, krum, trimmed_mean, cr_mogm) and a regulariser (cosreg).
 `create_method(name, n_tasks, level=..., **options)` builds one (its options checked first, as
 `check_method_options` does without building); `available_methods()` lists the names. A method's life cycle
 in any training loop (`to`, `parameters`, `backward`, `after_step`, `epoch_end`, `state_dict`) is described
@@ -13,6 +17,10 @@ from typing import Any
 from mtlens.methods import ew  # noqa: F401  (registers)
 from mtlens.methods import dwa, famo, gradnorm, imtl_l, rlw, uncertainty  # noqa: F401  (registers)
 from mtlens.methods import aligned_mtl, cagrad, cosreg, graddrop, gradvac, imtl, mgda, nash_mtl, pcgrad, rgw  # noqa: F401  (registers)
+from mtlens.methods import (  # noqa: F401  (registers)
+    auto_lambda, conflict_free, cr_mogm, db_mtl, excess_mtl, fairgrad, moco, pcd, robust, scalarizations, sdmgrad, stch,
+    upgrad,
+)
 from mtlens.methods.base import GradientAggregator, LossWeighting, Method
 from mtlens.methods.gradients import shared_jacobian, task_jacobian, vjp_rows
 from mtlens.methods.options import check_method_options

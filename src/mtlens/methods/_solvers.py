@@ -3,6 +3,7 @@
 - `min_norm_weights`: the minimum-norm point of the convex hull of the gradients (MGDA): exactly, by Wolfe's
   min-norm-point algorithm, or by the Frank-Wolfe iteration of Sener & Koltun (2018, Algorithm 2).
 - `nash_weights`: the Nash bargaining weights of Navon et al. (2022): alpha > 0 with G alpha = 1 / alpha.
+- `fair_weights`: the alpha-fair weights of FairGrad (Ban & Ji 2024): x > 0 with G x = x^(-1/alpha).
 - `cagrad_weights`: the dual sub-problem of CAGrad (Liu et al. 2021) on the simplex, with scipy's SLSQP as the
   authors' code does.
 """
@@ -127,53 +128,84 @@ def min_norm_weights(
 
 
 def nash_weights(
-    gram: np.ndarray, init: np.ndarray, max_iter: int = 100, tol: float = 1e-10, where: str = "nash_mtl"
+    gram: np.ndarray, init: np.ndarray, max_iter: int = 100, tol: float = 1e-12, where: str = "nash_mtl"
 ) -> np.ndarray:
     """Returns alpha > 0 solving G alpha = 1 / alpha, or raises MtlensError when no solution is found.
 
     The equations are the stationarity conditions of the strictly convex f(a) = a^T G a / 2 - sum log a_i
-    (Navon et al. 2022, eq. 3 rewritten), minimised by damped Newton steps that keep a > 0. A minimiser exists
-    iff no non-zero a >= 0 has G a = 0, i.e. iff the gradients have no zero convex combination; otherwise f is
-    unbounded below, the iterates grow without bound, and the error says so. `where` names the step.
+    (Navon et al. 2022, eq. 3 rewritten), minimised by damped Newton steps that keep a > 0 (`fair_weights` with
+    alpha = 1). A minimiser exists iff no non-zero a >= 0 has G a = 0, i.e. iff the gradients have no zero
+    convex combination; otherwise f is unbounded below, the iterates grow without bound, and the error says so.
+    `where` names the step.
     """
-    check_gram(gram, where)
-    n = gram.shape[0]
-    a = np.asarray(init, dtype=np.float64).copy()
-    if a.shape != (n,) or not np.all(np.isfinite(a)) or np.any(a <= 0.0):
-        a = np.ones(n)
-
-    def f(x: np.ndarray) -> float:
-        return 0.5 * float(x @ gram @ x) - float(np.sum(np.log(x)))
-
-    unbounded = MtlensError(
+    unbounded = (
         f"{where}: the bargaining solution does not exist (the task gradients have a zero convex "
         "combination: they conflict completely); use another method or level for these tasks"
     )
+    return fair_weights(gram, init, 1.0, max_iter, tol, where, unbounded)
+
+
+def fair_weights(
+    gram: np.ndarray,
+    init: np.ndarray,
+    alpha: float,
+    max_iter: int = 100,
+    tol: float = 1e-12,
+    where: str = "fairgrad",
+    unbounded: str | None = None,
+) -> np.ndarray:
+    """Returns x > 0 solving G x = x^(-1/alpha) elementwise (alpha > 0), or raises MtlensError.
+
+    The equations are the stationarity conditions of the strictly convex f(x) = x^T G x / 2 - sum phi(x_i) with
+    phi'(x) = x^(-1/alpha) (phi = log for alpha = 1), minimised by damped Newton steps that keep x > 0, until
+    the equations hold to `tol` relative to their terms. They have a solution iff the gradients have no zero
+    convex combination; otherwise the iterates run off to infinity and the error (`unbounded`) says so.
+    """
+    check_gram(gram, where)
+    n = gram.shape[0]
+    x = np.asarray(init, dtype=np.float64).copy()
+    if x.shape != (n,) or not np.all(np.isfinite(x)) or np.any(x <= 0.0):
+        x = np.ones(n)
+    inv = 1.0 / alpha
+
+    def f(v: np.ndarray) -> float:
+        phi = np.sum(np.log(v)) if alpha == 1.0 else np.sum(v ** (1.0 - inv)) / (1.0 - inv)
+        return 0.5 * float(v @ gram @ v) - float(phi)
+
+    failure = MtlensError(unbounded or (
+        f"{where}: the fair allocation does not exist (the task gradients have a zero convex combination: "
+        "they conflict completely); use another method or level for these tasks"
+    ))
     for _ in range(max_iter):
-        grad = gram @ a - 1.0 / a
-        hess = gram + np.diag(1.0 / a**2)
-        try:  # H is positive definite for finite a; it turns singular only as a runs off to infinity
+        target = x ** (-inv)
+        grad = gram @ x - target
+        # converged when the equations hold to `tol` relative to their terms (Newton converges quadratically)
+        if float(np.max(np.abs(grad))) <= tol * float(np.max(np.abs(target))):
+            return x
+        hess = gram + np.diag(inv * x ** (-inv - 1.0))
+        try:  # H is positive definite for finite x; it turns singular only as x runs off to infinity
             step = -np.linalg.solve(hess, grad)
         except np.linalg.LinAlgError as err:
-            raise unbounded from err
+            raise failure from err
         decrement = float(-grad @ step)
-        if decrement <= 2.0 * tol:
-            return a
+        if decrement <= 1e-28:  # nothing left to gain in float64
+            return x
         t = 1.0
         neg = step < 0.0
-        if np.any(neg):  # stay inside a > 0
-            t = min(1.0, 0.99 * float(np.min(-a[neg] / step[neg])))
-        f0 = f(a)
-        while f(a + t * step) > f0 - 0.25 * t * decrement and t > 1e-12:
-            t *= 0.5
-        a = a + t * step
-        if not np.all(np.isfinite(a)):
-            raise MtlensError(f"{where}: the bargaining solver produced non-finite weights; check the task gradients")
-        if np.max(a) > 1e12:
-            raise unbounded
-    residual = float(np.linalg.norm(gram @ a - 1.0 / a))
+        if np.any(neg):  # stay inside x > 0
+            t = min(1.0, 0.99 * float(np.min(-x[neg] / step[neg])))
+        if decrement > 1e-6:  # far from the minimum: damp by backtracking (near it, f's changes are rounding)
+            f0 = f(x)
+            while f(x + t * step) > f0 - 0.25 * t * decrement and t > 1e-12:
+                t *= 0.5
+        x = x + t * step
+        if not np.all(np.isfinite(x)):
+            raise MtlensError(f"{where}: the Newton solver produced non-finite weights; check the task gradients")
+        if np.max(x) > 1e12:
+            raise failure
+    residual = float(np.linalg.norm(gram @ x - x ** (-inv)))
     raise MtlensError(
-        f"{where}: the bargaining solver did not converge in {max_iter} Newton steps (residual {residual:.3g}); "
+        f"{where}: the Newton solver did not converge in {max_iter} Newton steps (residual {residual:.3g}); "
         "raise max_iter or check for nearly opposite task gradients"
     )
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 
 from mtlens.errors import MtlensError
-from mtlens.methods._common import Aggregator, combine, gram
+from mtlens.methods._common import GramAggregator
 from mtlens.methods.options import Choice
 from mtlens.methods.registry import METHODS
 
@@ -40,7 +40,7 @@ def balance_matrix(g: torch.Tensor, scale_mode: str = "min", where: str = "align
 
 
 @METHODS.register("aligned_mtl", aliases=("aligned", "alignedmtl", "aligned-mtl"))
-class AlignedMTL(Aggregator):
+class AlignedMTL(GramAggregator):
     """Sums the task gradients after aligning them to orthogonal directions of equal norm."""
 
     name = "aligned_mtl"
@@ -58,11 +58,11 @@ class AlignedMTL(Aggregator):
     scale_mode: str
 
     def __init__(
-        self, n_tasks: int | None = None, level: str = "param", scale_mode: str = "min", batched: bool = True
+        self, n_tasks: int | None = None, level: str = "param", scale_mode: str = "min", batched: bool = True,
+        gramian: bool = False,
     ) -> None:
-        super().__init__(n_tasks, level, batched, scale_mode=scale_mode)
+        super().__init__(n_tasks, level, batched, gramian, scale_mode=scale_mode)
 
-    def _aggregate(self, jacobian, losses):  # type: ignore[no-untyped-def]
-        g, _ = gram(jacobian)  # B is unchanged when G is scaled
-        weights = balance_matrix(g, self.scale_mode, where=f"aligned_mtl (step {self.step})").sum(dim=1)
-        return combine(weights, jacobian), weights
+    def _gram_weights(self, g, scale, losses):  # type: ignore[no-untyped-def]
+        # B is unchanged when G is scaled
+        return balance_matrix(g, self.scale_mode, where=f"aligned_mtl (step {self.step})").sum(dim=1)

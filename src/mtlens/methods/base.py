@@ -16,6 +16,11 @@ them is right for every method, and the Trainer makes exactly these, nothing loo
   callable returning the same batch's [T] losses with the moved parameters, called (under no_grad) only by
   the methods that need them (famo: its logit update), so it costs the others nothing.
 - ``method.epoch_end()``. Once after each epoch (dwa: the epoch's average losses set its next weights).
+- ``method.validation_step(val_losses, train_losses, params)``, only where ``method.needs_validation_batch``
+  (Auto-Lambda). Once per step, before ``backward``: ``val_losses`` is a callable returning the [T] losses of a
+  validation batch, ``train_losses`` one returning this step's training-batch losses, both with the model's
+  current parameters (and their graph); ``params`` are the model's parameters (shared and task-specific), which
+  the method may move temporarily and restores exactly. The Trainer draws the batch from its "val" split.
 - ``method.state_dict()`` / ``method.load_state_dict(state)``. The method's state (step, learnable tensors,
   generators, moving averages, optimiser moments), so a resumed run continues exactly.
 
@@ -51,7 +56,7 @@ import torch
 
 from mtlens.device import resolve_device
 from mtlens.errors import MtlensError
-from mtlens.methods.gradients import shared_jacobian, task_jacobian, write_grad
+from mtlens.methods.gradients import representation_rows, shared_jacobian, write_grad
 from mtlens.methods.options import LEVELS, Flag, Integer, Rule, check_level, check_n_tasks, check_options, show
 
 
@@ -87,21 +92,30 @@ class Method(ABC):
     uses_gradients: ClassVar[bool] = False
     #: Levels at which the method is defined; a method that needs parameter gradients by definition says so.
     levels: ClassVar[tuple[str, ...]] = LEVELS
+    #: Why the method refuses level "feature", where it does (for the error message).
+    level_reason: ClassVar[str] = ""
     #: True when the method keeps per-task state, so n_tasks is fixed at construction.
     per_task_state: ClassVar[bool] = False
     #: The options of `__init__` (beyond n_tasks and level) and what each accepts; base classes' are inherited.
     option_rules: ClassVar[Mapping[str, Rule]] = {}
     #: Names of attributes that make up the method's state (tensors, numbers, tuples).
     state_keys: ClassVar[tuple[str, ...]] = ()
+    #: True when the method needs a validation batch every step (`validation_step`), e.g. Auto-Lambda.
+    needs_validation_batch: ClassVar[bool] = False
 
     def __init__(self, n_tasks: int | None = None, level: str = "param", **options: Any) -> None:
         self.n_tasks = check_n_tasks(n_tasks, self.name, self.per_task_state)
-        self.level = check_level(level, self.name, self.levels)
+        self.level = check_level(level, self.name, self.levels, self.level_reason)
         #: The checked options, also set as attributes of the same names.
         self.options = check_options(type(self), options, self.n_tasks)
+        type(self).check_combination(self.n_tasks, self.level, self.options)
         for key, value in self.options.items():
             setattr(self, key, value)
         self.step = 0
+
+    @classmethod
+    def check_combination(cls, n_tasks: int | None, level: str, options: Mapping[str, Any]) -> None:
+        """Raises MtlensError when checked options do not fit together or with the level (nothing by default)."""
 
     # ------------------------------------------------------------------ the life cycle
     def to(self, device: str | torch.device) -> "Method":
@@ -153,6 +167,18 @@ class Method(ABC):
 
     def epoch_end(self) -> None:
         """Runs after the last step of each epoch; nothing by default (DWA closes its epoch average)."""
+
+    def validation_step(
+        self,
+        val_losses: Callable[[], torch.Tensor],
+        train_losses: Callable[[], torch.Tensor],
+        params: Sequence[torch.Tensor],
+    ) -> None:
+        """Runs before `backward` when `needs_validation_batch`; nothing by default (Auto-Lambda's meta-step).
+
+        `val_losses()` / `train_losses()` return the [T] losses of a validation batch / of this step's training
+        batch at the current parameters; `params` are the model's parameters, restored exactly on return.
+        """
 
     # ------------------------------------------------------------------ state, like torch.optim
     def state_dict(self) -> dict[str, Any]:
@@ -220,15 +246,46 @@ class GradientAggregator(Method):
     option_rules = {"batched": Flag()}
     claims: ClassVar[frozenset[str]] = frozenset()
     exemptions: ClassVar[Mapping[str, str]] = {}
+    #: True when the update is exactly sum_t w_t g_t with w the reported weights (CR-MOGM can smooth them).
+    weighted: ClassVar[bool] = False
 
     def __init__(self, n_tasks: int | None = None, level: str = "param", batched: bool = True, **options: Any) -> None:
         #: batched=True (default): the T rows of a Jacobian come from one vmap'd backward (autograd's
         #: is_grads_batched), falling back to a loop where an op has no batching rule; False: T backward passes.
+        #: The rows dL/dz through the heads are always T passes (`representation_rows`: each head runs once).
         #: On 2 CPU cores the loop is ~8% faster for the encoder rows (PCGrad, conv encoder, 10 tasks, batch 64:
         #: 0.44 s vs 0.48 s per step, both ~6x equal weighting); on a GPU the batched pass is the one to have.
         super().__init__(n_tasks, level, batched=batched, **options)
         #: The weights of the last step: the combination coefficients where the method has them.
         self.last_weights = torch.ones(n_tasks or 0)
+
+    @property
+    def min_rows(self) -> int:
+        """Returns the fewest task gradients (beyond one, which every method returns as it is) the method accepts."""
+        return 1
+
+    def head_objective(self, losses: torch.Tensor) -> torch.Tensor:
+        """Returns the scalar whose gradient the task-specific parameters get: the sum of the losses by default."""
+        return losses.sum()
+
+    def head_weights(self, losses: torch.Tensor) -> torch.Tensor | None:
+        """Returns d(head_objective)/dL_t [T] (None for the default sum: every weight is 1)."""
+        if type(self).head_objective is GradientAggregator.head_objective:
+            return None
+        with torch.enable_grad():
+            probe = losses.detach().clone().requires_grad_(True)
+            (slopes,) = torch.autograd.grad(self.head_objective(probe), probe)
+        return slopes
+
+    def task_rows(self, losses: torch.Tensor, representation: torch.Tensor | None,
+                  task_params: list[torch.Tensor]) -> torch.Tensor | None:
+        """Gives the task-specific parameters their gradient (of `head_objective`); returns dL/dz [T, *z.shape]
+        when the representation is given (from the same per-task passes), else None."""
+        if representation is not None:
+            return representation_rows(losses, representation, task_params, self.head_weights(losses))
+        if task_params:
+            torch.autograd.backward(self.head_objective(losses), inputs=task_params, retain_graph=True)
+        return None
 
     @abstractmethod
     def aggregate(self, jacobian: torch.Tensor, losses: torch.Tensor | None = None) -> torch.Tensor:
@@ -239,15 +296,13 @@ class GradientAggregator(Method):
             raise MtlensError(
                 f"{self.name}: pass task_params (e.g. model.task_parameters()) so the heads get their gradients"
             )
-        # Task-specific parameters get each their own task's gradient: sum of the losses, no weighting.
-        if task_params:
-            torch.autograd.backward(losses.sum(), inputs=task_params, retain_graph=True)
+        # Task-specific parameters get each their own task's gradient (of `head_objective`, the plain sum by default).
+        jac_z = self.task_rows(losses, representation, task_params)
         if self.level == "feature":
-            jac_z = task_jacobian(losses, [representation], batched=self.batched)
-            direction = self.aggregate(jac_z, losses.detach())
+            direction = self.aggregate(jac_z.reshape(losses.shape[0], -1), losses.detach())
             torch.autograd.backward(representation, direction.view_as(representation), inputs=shared)
         else:
-            jac = shared_jacobian(losses, shared, representation, batched=self.batched)
+            jac = shared_jacobian(losses, shared, representation, jac_z=jac_z, batched=self.batched)
             write_grad(shared, self.aggregate(jac, losses.detach()))
         return self.last_weights
 

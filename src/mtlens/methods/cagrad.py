@@ -19,14 +19,14 @@ import math
 
 import torch
 
-from mtlens.methods._common import Aggregator, combine, gram
+from mtlens.methods._common import GramAggregator
 from mtlens.methods._solvers import cagrad_weights
 from mtlens.methods.options import Choice, Real
 from mtlens.methods.registry import METHODS
 
 
 @METHODS.register("cagrad", aliases=("ca_grad", "conflict_averse"))
-class CAGrad(Aggregator):
+class CAGrad(GramAggregator):
     """Moves from the mean gradient towards the direction that best helps the worst task."""
 
     name = "cagrad"
@@ -45,13 +45,13 @@ class CAGrad(Aggregator):
     rescale: int
 
     def __init__(
-        self, n_tasks: int | None = None, level: str = "param", c: float = 0.4, rescale: int = 1, batched: bool = True
+        self, n_tasks: int | None = None, level: str = "param", c: float = 0.4, rescale: int = 1,
+        batched: bool = True, gramian: bool = False,
     ) -> None:
-        super().__init__(n_tasks, level, batched, c=c, rescale=rescale)
+        super().__init__(n_tasks, level, batched, gramian, c=c, rescale=rescale)
 
-    def _aggregate(self, jacobian, losses):  # type: ignore[no-untyped-def]
-        n = jacobian.shape[0]
-        g, _ = gram(jacobian)  # the weights do not depend on the gradients' scale
+    def _gram_weights(self, g, scale, losses):  # type: ignore[no-untyped-def]
+        n = g.shape[0]  # the weights do not depend on the gradients' scale
         g0_sq = float(g.mean())
         weights = torch.full((n,), 1.0 / n, dtype=torch.float64)
         if self.c > 0 and g0_sq > 0:
@@ -59,5 +59,4 @@ class CAGrad(Aggregator):
             gw_norm = math.sqrt(max(float(w @ g @ w), 0.0))
             if gw_norm > 0:
                 weights = weights + (self.c * math.sqrt(g0_sq) / gw_norm) * w
-        weights = weights / {0: 1.0, 1: 1.0 + self.c**2, 2: 1.0 + self.c}[self.rescale]
-        return combine(weights, jacobian), weights
+        return weights / {0: 1.0, 1: 1.0 + self.c**2, 2: 1.0 + self.c}[self.rescale]

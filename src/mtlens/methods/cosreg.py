@@ -38,6 +38,7 @@ class CosReg(Method):
 
     name = "cosreg"
     levels = ("param",)
+    level_reason = "its penalty is on the angles between the shared parameters' gradients"
     option_rules = {"weight": Real(0.0)}
     weight: float
 

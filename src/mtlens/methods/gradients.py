@@ -2,6 +2,7 @@
 
 `shared_jacobian` is the one place that chains the per-task gradients through the shared representation;
 the gradient methods and the challenge measures (`mtlens.measures.challenge_callback`) both call it.
+`shared_gramian` gives J J^T without forming J (the `gramian=True` path of the Gram-based aggregators).
 """
 
 from __future__ import annotations
@@ -73,6 +74,74 @@ def shared_jacobian(
         jac_z = task_jacobian(losses, [representation], batched=batched)
     cotangents = jac_z.view(losses.shape[0], *representation.shape)
     return vjp_rows(representation, shared, cotangents, batched=batched)
+
+
+def representation_rows(
+    losses: torch.Tensor,
+    representation: torch.Tensor,
+    task_params: Sequence[torch.Tensor],
+    head_weights: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Returns dL_t/dz for every task, [T, *z.shape], and adds sum_t head_weights[t] dL_t/dtheta (default
+    weights 1) to `.grad` of the task-specific parameters theta, in one backward pass per task.
+
+    Each loss reaches only its own head, so T passes run each head once; one batched pass over the stacked
+    losses (is_grads_batched) runs every head for every row, T times the work (with ten 300-wide heads, a
+    third of a step). The graph is kept for the encoder.
+    """
+    params = list(task_params)
+    rows = []
+    for t in range(losses.shape[0]):
+        grads = torch.autograd.grad(losses[t], [representation, *params], retain_graph=True, allow_unused=True)
+        rows.append(torch.zeros_like(representation) if grads[0] is None else grads[0])
+        for p, g in zip(params, grads[1:]):
+            if g is None:
+                continue
+            if head_weights is not None:
+                g = g * head_weights[t].to(g.dtype)
+            p.grad = g if p.grad is None else p.grad + g
+    return torch.stack(rows)
+
+
+def shared_gramian(
+    losses: torch.Tensor,
+    shared: Sequence[torch.Tensor],
+    representation: torch.Tensor | None = None,
+    *,
+    jac_z: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Returns J J^T [T, T] (float64, CPU) for the Jacobian J of the losses w.r.t. the shared parameters, never
+    holding more than one of its rows.
+
+    With D the Jacobian of the outputs (the representation z when given, else the losses) w.r.t. the
+    parameters and C the rows of dL/d(outputs), J = C D and column t of J J^T is C D g_t, g_t = D^T C_t. One
+    backward pass with a graph gives h(c) = D^T c as a function of c (linear: every backward formula is
+    linear in its incoming gradient); then, per task, g_t [P] is one ordinary backward pass and D g_t the
+    gradient of <h(c), g_t> w.r.t. c, one pass through that graph. Memory: one [P] row and the graph of one
+    backward, instead of the [T, P] Jacobian (and the [T, ...] activations of a batched backward). `jac_z`:
+    the rows dL/dz when the caller has them (`representation_rows`).
+    """
+    n = losses.shape[0]
+    if representation is None:
+        outputs, cotangents = losses, torch.eye(n, dtype=losses.dtype, device=losses.device)
+    else:
+        outputs = representation
+        if jac_z is None:
+            jac_z = task_jacobian(losses, [representation])
+        cotangents = jac_z.view(n, *representation.shape)
+    probe = torch.zeros_like(outputs, requires_grad=True)
+    transposed = torch.autograd.grad(outputs, list(shared), grad_outputs=probe, create_graph=True, allow_unused=True)
+    used = [(h, p) for h, p in zip(transposed, shared) if h is not None]
+    if not used:
+        return torch.zeros(n, n, dtype=torch.float64)
+    images, params = [h for h, _ in used], [p for _, p in used]
+    flat = cotangents.reshape(n, -1)
+    gram = torch.zeros(n, n, dtype=torch.float64)
+    for t in range(n):
+        row = torch.autograd.grad(outputs, params, grad_outputs=cotangents[t], retain_graph=True)
+        (pushed,) = torch.autograd.grad(images, probe, grad_outputs=row, retain_graph=True)
+        gram[:, t] = (flat @ pushed.reshape(-1)).to(device="cpu", dtype=torch.float64)
+    return (gram + gram.T) / 2
 
 
 def write_grad(params: Sequence[torch.Tensor], flat: torch.Tensor) -> None:

@@ -23,13 +23,13 @@ import math
 import torch
 
 from mtlens.methods.base import Seeded
-from mtlens.methods._common import Aggregator, combine, gram
+from mtlens.methods._common import GramAggregator
 from mtlens.methods.options import Real
 from mtlens.methods.registry import METHODS
 
 
 @METHODS.register("gradvac", aliases=("grad_vac", "gradient_vaccine"))
-class GradVac(Seeded, Aggregator):
+class GradVac(Seeded, GramAggregator):
     """Raises each pair's gradient cosine to its EMA target; sums the modified gradients."""
 
     name = "gradvac"
@@ -47,16 +47,17 @@ class GradVac(Seeded, Aggregator):
     beta: float
 
     def __init__(
-        self, n_tasks: int | None = None, level: str = "param", beta: float = 0.5, seed: int = 0, batched: bool = True
+        self, n_tasks: int | None = None, level: str = "param", beta: float = 0.5, seed: int = 0,
+        batched: bool = True, gramian: bool = False,
     ) -> None:
-        super().__init__(n_tasks, level, batched, beta=beta, seed=seed)
+        super().__init__(n_tasks, level, batched, gramian, beta=beta, seed=seed)
         self._init_rng()
         #: phi_hat[i, j], the EMA target cosine of the pair (float64, CPU).
         self.targets = torch.zeros(self.n_tasks, self.n_tasks, dtype=torch.float64)  # type: ignore[arg-type]
 
-    def _aggregate(self, jacobian, losses):  # type: ignore[no-untyped-def]
-        n = jacobian.shape[0]
-        g = gram(jacobian)[0].tolist()  # cosines and norm ratios do not depend on the scale
+    def _gram_weights(self, gram_matrix, scale, losses):  # type: ignore[no-untyped-def]
+        n = gram_matrix.shape[0]
+        g = gram_matrix.tolist()  # cosines and norm ratios do not depend on the scale
         phi_hat = self.targets.tolist()
         coeff = [[1.0 if k == i else 0.0 for k in range(n)] for i in range(n)]
         for i in range(n):
@@ -79,5 +80,4 @@ class GradVac(Seeded, Aggregator):
                     dots = [dots[k] + w * g[j][k] for k in range(n)]
                 phi_hat[i][j] = (1 - self.beta) * target + self.beta * phi
         self.targets = torch.tensor(phi_hat, dtype=torch.float64)
-        weights = torch.tensor(coeff, dtype=torch.float64).sum(dim=0)
-        return combine(weights, jacobian), weights
+        return torch.tensor(coeff, dtype=torch.float64).sum(dim=0)

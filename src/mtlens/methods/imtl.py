@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from mtlens.errors import MtlensError
-from mtlens.methods._common import Aggregator, combine, gram
+from mtlens.methods._common import GramAggregator
 from mtlens.methods.options import Device
 from mtlens.methods.registry import METHODS
 
@@ -42,7 +42,7 @@ def imtl_g_weights(g: torch.Tensor, where: str = "imtl_g") -> torch.Tensor:
 
 
 @METHODS.register("imtl_g", aliases=("imtlg", "imtl-g"))
-class IMTLG(Aggregator):
+class IMTLG(GramAggregator):
     """Combines the task gradients so the update projects equally onto each of them."""
 
     name = "imtl_g"
@@ -56,9 +56,8 @@ class IMTLG(Aggregator):
         "scale_invariant": "the weights sum to 1: the update scales with the gradients",
     }
 
-    def _aggregate(self, jacobian, losses):  # type: ignore[no-untyped-def]
-        weights = imtl_g_weights(gram(jacobian)[0], where=f"{self.name} (step {self.step})")  # scale-free weights
-        return combine(weights, jacobian), weights
+    def _gram_weights(self, g, scale, losses):  # type: ignore[no-untyped-def]
+        return imtl_g_weights(g, where=f"{self.name} (step {self.step})")  # scale-free weights
 
 
 @METHODS.register("imtl", aliases=("imtl_hybrid",))
@@ -70,10 +69,13 @@ class IMTL(IMTLG):
     option_rules = {"device": Device()}
     device: torch.device
 
+    weighted = False  # its loss scales are learnt through its own backward, which a wrapper would bypass
+
     def __init__(
-        self, n_tasks: int | None = None, level: str = "param", device: str | torch.device = "cpu", batched: bool = True
+        self, n_tasks: int | None = None, level: str = "param", device: str | torch.device = "cpu",
+        batched: bool = True, gramian: bool = False,
     ) -> None:
-        super().__init__(n_tasks, level, batched, device=device)
+        super().__init__(n_tasks, level, batched, gramian, device=device)
         from mtlens.methods.imtl_l import IMTLL  # the loss-scaling half lives with the loss weightings
 
         self.loss_scale = IMTLL(n_tasks, device=self.device)

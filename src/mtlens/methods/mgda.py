@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from mtlens.errors import MtlensError
-from mtlens.methods._common import Aggregator, combine, gram
+from mtlens.methods._common import GramAggregator
 from mtlens.methods._solvers import min_norm_weights
 from mtlens.methods.options import Choice, Integer
 from mtlens.methods.registry import METHODS
@@ -30,7 +30,7 @@ NORMALIZATIONS = ("none", "l2", "loss", "loss+")
 
 
 @METHODS.register("mgda", aliases=("min_norm",))
-class MGDA(Aggregator):
+class MGDA(GramAggregator):
     """Weights the task gradients by the minimum-norm point of their convex hull."""
 
     name = "mgda"
@@ -55,8 +55,10 @@ class MGDA(Aggregator):
         solver: str = "exact",
         max_iter: int = 250,
         batched: bool = True,
+        gramian: bool = False,
     ) -> None:
-        super().__init__(n_tasks, level, batched, normalization=normalization, solver=solver, max_iter=max_iter)
+        super().__init__(n_tasks, level, batched, gramian, normalization=normalization, solver=solver,
+                         max_iter=max_iter)
 
     def _normalizers(self, g: torch.Tensor, losses: torch.Tensor | None) -> torch.Tensor:
         norms = g.diagonal().clamp_min(0).sqrt()
@@ -79,10 +81,8 @@ class MGDA(Aggregator):
             n = loss * norms
         return torch.where(n > 0, n, torch.ones_like(n))
 
-    def _aggregate(self, jacobian, losses):  # type: ignore[no-untyped-def]
-        g, _ = gram(jacobian)  # the weights do not depend on the gradients' scale
-        n = self._normalizers(g, losses)
+    def _gram_weights(self, g, scale, losses):  # type: ignore[no-untyped-def]
+        n = self._normalizers(g, losses)  # the weights do not depend on the gradients' scale
         g_normed = g / torch.outer(n, n)
         alpha = min_norm_weights(g_normed.numpy(), self.solver, self.max_iter, where=f"mgda (step {self.step})")
-        alpha = torch.from_numpy(alpha)
-        return combine(alpha, jacobian), alpha
+        return torch.from_numpy(alpha)

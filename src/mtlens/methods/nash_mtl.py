@@ -10,7 +10,7 @@ acts, TorchJD 0.18 clips the aggregated vector as here).
 
 Solver (a choice): the authors run 20 iterations of a concave-convex procedure with cvxpy/ECOS and, when ECOS
 fails, silently keep the previous weights. Here the equations are solved directly as the minimum of the
-strictly convex a^T G a / 2 - sum log a (damped Newton, `_solvers.nash_weights`, to 1e-10), so no cvxpy
+strictly convex a^T G a / 2 - sum log a (damped Newton, `_solvers.nash_weights`, to 1e-12), so no cvxpy
 dependency; a failure raises MtlensError naming the step. Defined cases: a task whose gradient is exactly
 zero takes weight 0 (its weight cannot change the update) and the bargaining is solved among the others;
 gradients with a zero convex combination (e.g. two exactly opposite ones) have no solution and raise.
@@ -18,17 +18,19 @@ gradients with a zero convex combination (e.g. two exactly opposite ones) have n
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
-from mtlens.methods._common import Aggregator, combine, gram
+from mtlens.methods._common import GramAggregator, combine, gram
 from mtlens.methods._solvers import nash_weights
 from mtlens.methods.options import Integer, Real
 from mtlens.methods.registry import METHODS
 
 
 @METHODS.register("nash_mtl", aliases=("nash", "nashmtl", "nash-mtl"))
-class NashMTL(Aggregator):
+class NashMTL(GramAggregator):
     """Weights alpha > 0 with (G alpha)_t = 1 / alpha_t: the Nash bargaining solution among the tasks."""
 
     name = "nash_mtl"
@@ -59,9 +61,11 @@ class NashMTL(Aggregator):
         max_norm: float = 1.0,
         max_iter: int = 100,
         batched: bool = True,
+        gramian: bool = False,
     ) -> None:
         super().__init__(
-            n_tasks, level, batched, update_weights_every=update_weights_every, max_norm=max_norm, max_iter=max_iter
+            n_tasks, level, batched, gramian, update_weights_every=update_weights_every, max_norm=max_norm,
+            max_iter=max_iter,
         )
         #: The last solved weights (float64, CPU), reused between updates; the authors start from ones.
         self.prev_weights = torch.ones(self.n_tasks, dtype=torch.float64)  # type: ignore[arg-type]
@@ -85,20 +89,25 @@ class NashMTL(Aggregator):
         self.prev_weights = alpha / scale
         return alpha
 
-    def _aggregate(self, jacobian, losses):  # type: ignore[no-untyped-def]
+    def _scaled_weights(self, g: torch.Tensor, scale: float) -> torch.Tensor:
+        """Returns scale * alpha (alpha the raw weights), clipped so that |sum_t alpha_t g_t| <= max_norm."""
         # The schedule counts `backward` calls (self.step); a direct `aggregate` call always solves at step 0.
-        g, scale = gram(jacobian)
         if self.step % self.update_weights_every == 0:
             scaled_alpha = self.solve(g, scale)
         else:
             scaled_alpha = self.prev_weights * scale
-        # sum_t alpha_t g_t = sum_t (scale alpha_t) (g_t / scale): the second form stays in range at any scale
-        direction = combine(scaled_alpha, jacobian, scale)
-        alpha = scaled_alpha / scale
         if self.max_norm > 0:
-            norm = float(direction.norm())
+            # |sum_t alpha_t g_t|^2 = (scale alpha)^T (J J^T / scale^2) (scale alpha)
+            norm = math.sqrt(max(float(scaled_alpha @ g @ scaled_alpha), 0.0))
             if norm > self.max_norm:
-                shrink = self.max_norm / norm
-                direction = direction * shrink
-                alpha = alpha * shrink
-        return direction, alpha
+                scaled_alpha = scaled_alpha * (self.max_norm / norm)
+        return scaled_alpha
+
+    def _gram_weights(self, g, scale, losses):  # type: ignore[no-untyped-def]
+        return self._scaled_weights(g, scale) / scale
+
+    def _aggregate(self, jacobian, losses):  # type: ignore[no-untyped-def]
+        g, scale = gram(jacobian)
+        scaled_alpha = self._scaled_weights(g, scale)
+        # sum_t alpha_t g_t = sum_t (scale alpha_t) (g_t / scale): the second form stays in range at any scale
+        return combine(scaled_alpha, jacobian, scale), scaled_alpha / scale

@@ -48,18 +48,19 @@ def _is_real(value: Any) -> bool:
 
 @dataclass(frozen=True)
 class Real(Rule):
-    """A finite real number within [low, high] (an open end where `low_open`)."""
+    """A finite real number within [low, high] (an open end where `low_open` / `high_open`)."""
 
     low: float | None = None
     high: float | None = None
     low_open: bool = False
+    high_open: bool = False
 
     def describe(self) -> str:
         parts = []
         if self.low is not None:
             parts.append(f"{'>' if self.low_open else '>='} {self.low:g}")
         if self.high is not None:
-            parts.append(f"<= {self.high:g}")
+            parts.append(f"{'<' if self.high_open else '<='} {self.high:g}")
         return "a number " + " and ".join(parts) if parts else "a finite number"
 
     def check(self, value: Any, n_tasks: int | None) -> float:
@@ -68,7 +69,7 @@ class Real(Rule):
         v = float(value)
         if self.low is not None and (v < self.low or (self.low_open and v == self.low)):
             raise ValueError
-        if self.high is not None and v > self.high:
+        if self.high is not None and (v > self.high or (self.high_open and v == self.high)):
             raise ValueError
         return v
 
@@ -174,6 +175,64 @@ class PerTask(Rule):
         return torch.tensor([number.check(v, n_tasks) for v in items], dtype=torch.float64)
 
 
+@dataclass(frozen=True)
+class MethodName(Rule):
+    """The registered name (or alias) of a method class that `accepts`; stored as its canonical name."""
+
+    what: str
+    accepts: Any  # Callable[[type], bool]; a plain field keeps the dataclass hashable
+
+    def describe(self) -> str:
+        return f"the name of {self.what}"
+
+    def check(self, value: Any, n_tasks: int | None) -> str:
+        from mtlens.methods.registry import METHODS  # the registry imports the base class, which imports this module
+
+        if not isinstance(value, str) or value not in METHODS:
+            raise ValueError
+        name = METHODS.canonical(value)
+        if not self.accepts(METHODS.get(name)):
+            raise ValueError(f"{name} is not one")
+        return name
+
+
+@dataclass(frozen=True)
+class OptionMap(Rule):
+    """None, or a mapping of option names (strings) to values: the options of another method."""
+
+    def describe(self) -> str:
+        return "a mapping of option names to values, or None"
+
+    def check(self, value: Any, n_tasks: int | None) -> dict[str, Any] | None:
+        if value is None:
+            return None
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+            raise ValueError
+        return dict(value)
+
+
+@dataclass(frozen=True)
+class TaskIndices(Rule):
+    """None, or distinct task indices 0 <= i < n_tasks (at least one)."""
+
+    def describe(self) -> str:
+        return "a list of distinct task indices (0 .. n_tasks - 1), or None for every task"
+
+    def check(self, value: Any, n_tasks: int | None) -> tuple[int, ...] | None:
+        if value is None:
+            return None
+        if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
+            raise ValueError
+        items = list(value)
+        if not all(isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in items):
+            raise ValueError
+        if n_tasks is None:
+            raise ValueError("task indices need n_tasks")
+        if len(set(items)) != len(items) or not all(0 <= int(i) < n_tasks for i in items):
+            raise ValueError(f"indices must be distinct and in 0 .. {n_tasks - 1}")
+        return tuple(int(i) for i in items)
+
+
 def show(value: Any) -> str:
     """Returns a one-line, bounded repr of a user's value for an error message."""
     text = " ".join(repr(value).split())
@@ -206,12 +265,13 @@ def check_n_tasks(n_tasks: Any, name: str, required: bool) -> int | None:
     return int(n_tasks)
 
 
-def check_level(level: Any, name: str, levels: tuple[str, ...]) -> str:
-    """Returns the level, or raises naming the levels the method is defined at."""
+def check_level(level: Any, name: str, levels: tuple[str, ...], reason: str = "") -> str:
+    """Returns the level, or raises naming the levels the method is defined at (and why, when `reason`)."""
     if level not in LEVELS:
         raise MtlensError(f"{name}: unknown level {show(level)}; choose 'param' or 'feature'")
     if level not in levels:
-        raise MtlensError(f"{name} is defined on parameter gradients only; use level='param'")
+        why = f" ({reason})" if reason else ""
+        raise MtlensError(f"{name} is defined on parameter gradients only{why}; use level='param'")
     return str(level)
 
 
@@ -248,7 +308,9 @@ def check_method_options(
         raise MtlensError(f"a method name must be a string, got {show(name)}")
     cls = METHODS.get(name)
     checked_tasks = check_n_tasks(n_tasks, cls.name, cls.per_task_state)
-    check_level(level, cls.name, cls.levels)
+    check_level(level, cls.name, cls.levels, cls.level_reason)
     if options is not None and not isinstance(options, Mapping):
         raise MtlensError(f"{cls.name}: options must be a mapping of option name to value, got {show(options)}")
-    return check_options(cls, dict(options or {}), checked_tasks)
+    checked = check_options(cls, dict(options or {}), checked_tasks)
+    cls.check_combination(checked_tasks, str(level), checked)
+    return checked

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 
 from mtlens.methods.base import Seeded
-from mtlens.methods._common import Aggregator, combine, gram
+from mtlens.methods._common import GramAggregator
 from mtlens.methods.registry import METHODS
 
 
@@ -43,7 +43,7 @@ def pcgrad_weights(gram_matrix: torch.Tensor, orders: list[torch.Tensor]) -> tor
 
 
 @METHODS.register("pcgrad", aliases=("pc_grad", "gradient_surgery"))
-class PCGrad(Seeded, Aggregator):
+class PCGrad(Seeded, GramAggregator):
     """Projects each task gradient off the conflicting others, in a seeded random order; sums them."""
 
     name = "pcgrad"
@@ -60,12 +60,14 @@ class PCGrad(Seeded, Aggregator):
         "scale_invariant": "the update is the sum of (projected) gradients: it scales with them",
     }
 
-    def __init__(self, n_tasks: int | None = None, level: str = "param", seed: int = 0, batched: bool = True) -> None:
-        super().__init__(n_tasks, level, batched, seed=seed)
+    def __init__(
+        self, n_tasks: int | None = None, level: str = "param", seed: int = 0, batched: bool = True,
+        gramian: bool = False,
+    ) -> None:
+        super().__init__(n_tasks, level, batched, gramian, seed=seed)
         self._init_rng()
 
-    def _aggregate(self, jacobian, losses):  # type: ignore[no-untyped-def]
-        n = jacobian.shape[0]
+    def _gram_weights(self, g, scale, losses):  # type: ignore[no-untyped-def]
+        n = g.shape[0]
         orders = [torch.randperm(n, generator=self.generator) for _ in range(n)]
-        weights = pcgrad_weights(gram(jacobian)[0], orders)  # projections do not depend on the scale
-        return combine(weights, jacobian), weights
+        return pcgrad_weights(g, orders)  # projections do not depend on the scale

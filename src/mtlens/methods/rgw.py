@@ -12,12 +12,12 @@ from __future__ import annotations
 import torch
 
 from mtlens.methods.base import Seeded
-from mtlens.methods._common import Aggregator, combine
+from mtlens.methods._common import GramAggregator
 from mtlens.methods.registry import METHODS
 
 
 @METHODS.register("rgw", aliases=("random_gradient_weighting",))
-class RGW(Seeded, Aggregator):
+class RGW(Seeded, GramAggregator):
     """Combines the task gradients with softmax-normalised standard normal weights, fresh every step."""
 
     name = "rgw"
@@ -28,10 +28,14 @@ class RGW(Seeded, Aggregator):
         "scale_invariant": "a convex combination of the gradients scales with them",
     }
 
-    def __init__(self, n_tasks: int | None = None, level: str = "param", seed: int = 0, batched: bool = True) -> None:
-        super().__init__(n_tasks, level, batched, seed=seed)
+    uses_gram = False  # the weights are drawn, not computed: with gramian=True no Jacobian is formed at all
+
+    def __init__(
+        self, n_tasks: int | None = None, level: str = "param", seed: int = 0, batched: bool = True,
+        gramian: bool = False,
+    ) -> None:
+        super().__init__(n_tasks, level, batched, gramian, seed=seed)
         self._init_rng()
 
-    def _aggregate(self, jacobian, losses):  # type: ignore[no-untyped-def]
-        weights = torch.softmax(torch.randn(jacobian.shape[0], generator=self.generator), dim=0)
-        return combine(weights, jacobian), weights
+    def _gram_weights(self, g, scale, losses):  # type: ignore[no-untyped-def]
+        return torch.softmax(torch.randn(g.shape[0], generator=self.generator), dim=0)

@@ -17,6 +17,7 @@ from typing import Any
 
 from mtlens.errors import MtlensError
 from mtlens.studies import balancing, filters, hard_sharing, ordering  # noqa: F401  (registers)
+from mtlens.studies.representation import autoencoders_study, decoding_study, geometry_study  # noqa: F401  (registers)
 from mtlens.studies.registry import STUDIES, available_studies, read_source
 from mtlens.studies.runner import EngineResult, run_study_configs
 

@@ -3,16 +3,19 @@ checkpoints, run store.
 
 One step is exactly what a user's own loop does: `losses, z = model.step_losses(batch)`,
 `method.backward(losses, model.shared_parameters(), z, model.task_parameters())`, `optimizer.step()`,
-`method.after_step(...)`; and `method.epoch_end()` after each epoch. The Trainer calls the method's life cycle
-(`mtlens.methods.base`) and nothing else of it. Evaluation is the model's own `evaluator()` (one accumulator per
-split; `mtlens.models.evaluation`), so a dense model stores mIoU or angle errors where a factor model stores MSE.
+`method.after_step(...)`; and `method.epoch_end()` after each epoch. A method that declares
+`needs_validation_batch` (Auto-Lambda) first gets `method.validation_step(...)` with a batch of the "val"
+split. The Trainer calls the method's life cycle (`mtlens.methods.base`) and nothing else of it. Evaluation
+is the model's own `evaluator()` (one accumulator per split; `mtlens.models.evaluation`), so a dense model
+stores mIoU or angle errors where a factor model stores MSE.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
@@ -161,6 +164,10 @@ class Trainer:
         check_method_fits(self.model, self.method)
         self.device = resolve_device(self.config.device)
         self.model.to(self.device)
+        if self.method.needs_validation_batch and ("val" not in self.data or not len(self.data["val"])):
+            raise MtlensError(f"method {self.method.name} needs a validation batch every step; the data has no "
+                              f"'val' split (got {sorted(self.data)}): give it one")
+        self._val_batches: tuple[int, int, Iterator[Any]] | None = None
         self.method.to(self.device)  # learnable method weights live beside the model
         params = [p for p in self.model.parameters() if p.requires_grad] + self.method.parameters()
         self.optimizer = OPTIMIZERS[self.config.optimizer](params, self.config)
@@ -220,6 +227,11 @@ class Trainer:
         if self.config.warmup_steps:
             for group in self.optimizer.param_groups:
                 group["lr"] = self.config.lr_at(self.global_step - self.step_offset)
+        if self.method.needs_validation_batch:
+            val_batch = self._validation_batch()
+            params = [p for p in self.model.parameters() if p.requires_grad]
+            self.method.validation_step(lambda: self.model.step_losses(val_batch)[0],
+                                        lambda: self.model.step_losses(batch)[0], params)
         self.optimizer.zero_grad(set_to_none=True)
         losses, z = self.model.step_losses(batch)
         if not bool(torch.isfinite(losses).all()):
@@ -234,6 +246,20 @@ class Trainer:
         self.method.after_step(lambda: self.model.step_losses(batch)[0])
         self.global_step += 1
         return losses.detach()
+
+    def _validation_batch(self) -> Any:
+        """Returns this step's validation batch: the "val" split in batches of batch_size, reshuffled every pass
+        with seed `seed * 100_003 + pass` (the training loader's rule); pass and position follow global_step,
+        so a resumed run draws the same batches."""
+        val, size = self.data["val"], self.config.batch_size
+        n_pass, index = divmod(self.global_step, math.ceil(len(val) / size))
+        if self._val_batches is None or self._val_batches[:2] != (n_pass, index):
+            loader = make_loader(val, size, shuffle=True, seed=self.config.seed * 100_003 + n_pass,
+                                 num_workers=self.config.num_workers)
+            self._val_batches = (n_pass, index, itertools.islice(iter(loader), index, None))
+        batch = next(self._val_batches[2])
+        self._val_batches = (n_pass, index + 1, self._val_batches[2])
+        return to_device(batch, self.device)
 
     @torch.no_grad()
     def evaluate(self, split: str) -> dict[str, float]:

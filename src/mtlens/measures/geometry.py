@@ -1,0 +1,249 @@
+"""Representation geometry (seed 002): pure functions on representations [N, d], one frozen result each.
+
+- `effective_dimensionality(x)`: the participation ratio (sum lambda)^2 / sum lambda^2 of the covariance spectrum,
+  from traces (no eigendecomposition): (tr C)^2 / ||C||_F^2.
+- `pca_spectrum(x)`: the covariance eigenvalues, descending, their explained-variance ratios and the ratio above.
+- `cca(x, y)`: canonical correlations (Hotelling 1936) from the covariances of the centred pair: each covariance is whitened by its eigenvectors (directions with variance below `tol` x the largest are dropped,
+  so a rank-deficient representation is analysed on its column space) and the singular values of the whitened
+  cross-covariance are the correlations.
+- `svcca(x, y)`: SVCCA (Raghu et al. 2017): each side reduced to the top principal directions that explain
+  `keep` of its variance, then CCA; the score is the mean correlation.
+- `linear_cka(x, y)`: linear CKA (Kornblith et al. 2019), ||C_xy||_F^2 / (||C_xx||_F ||C_yy||_F); invariant to
+  orthogonal maps and isotropic scaling, not to general invertible linear maps (CCA is).
+- `linear_decodability(codes, targets)`: per target column, the cross-validated R^2 of a ridge probe
+  (regression) or the accuracy of a multinomial logistic probe (classes).
+
+Inputs are validated like the disentanglement metrics (one-line errors): 2-D, finite, more samples than
+dimensions, one row per sample on both sides. Work is in float64.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from mtlens.errors import MtlensError
+from mtlens.measures._linear_probe import folds, logistic_accuracy, ridge_r2
+from mtlens.measures.disentanglement._utils import as_codes
+from mtlens.measures.disentanglement.results import MetricResult, per_key
+
+PROBE_KINDS = ("regression", "classification")
+
+
+def as_representation(x: object, name: str = "x") -> np.ndarray:
+    """Returns `x` as a finite array [N, d] with N > d, or raises a one-line error naming the problem."""
+    arr = as_codes(x, name)
+    n, d = arr.shape
+    if n <= d:
+        raise MtlensError(f"{name} has {n} samples for {d} dimensions; the geometry measures need more samples "
+                          "than dimensions")
+    return arr
+
+
+def _pair(x: object, y: object) -> tuple[np.ndarray, np.ndarray]:
+    a, b = as_representation(x, "x"), as_representation(y, "y")
+    if a.shape[0] != b.shape[0]:
+        raise MtlensError(f"x has {a.shape[0]} samples and y has {b.shape[0]}; pass one row per sample for both")
+    return a, b
+
+
+def _centred(a: np.ndarray) -> np.ndarray:
+    """Returns a column-centred float64 copy of a (the conversion of float32 codes and the centring in one pass)."""
+    return np.subtract(a, a.mean(axis=0, dtype=np.float64), dtype=np.float64)
+
+
+def _gram(a: np.ndarray) -> np.ndarray:
+    """Returns A^T A of a column-centred copy of `a` (numpy's product of a matrix with its own transpose is one
+    symmetric rank-k update: half the work of a general product)."""
+    ac = _centred(a)
+    return ac.T @ ac
+
+
+def _pair_grams(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Returns (A^T A, B^T B, A^T B) of the column-centred pair: two symmetric updates and one general product.
+
+    One symmetric update of [A, B] does the same arithmetic, but BLAS runs three blocks faster than one wide
+    symmetric update (OpenBLAS, 10,000 x 512: 1.2x)."""
+    ac, bc = _centred(a), _centred(b)
+    return ac.T @ ac, bc.T @ bc, ac.T @ bc
+
+
+# ---------------------------------------------------------------------------------------------- dimensionality
+@dataclass(frozen=True, eq=False)
+class EffectiveDimensionality(MetricResult):
+    """The participation ratio (`score`, between 1 and d), the total variance and the number of dimensions d."""
+
+    total_variance: float
+    num_dims: int
+
+    def scalars(self) -> dict[str, float]:
+        return {"total_variance": self.total_variance, "num_dims": float(self.num_dims)}
+
+
+@dataclass(frozen=True, eq=False)
+class PCASpectrum(MetricResult):
+    """The covariance eigenvalues (descending), their explained-variance ratios; `score` = participation ratio."""
+
+    eigenvalues: np.ndarray
+    explained_ratio: np.ndarray
+
+    def scalars(self) -> dict[str, float]:
+        return per_key("explained", tuple(str(i + 1) for i in range(len(self.explained_ratio))), self.explained_ratio)
+
+
+def participation_ratio(eigenvalues: Sequence[float] | np.ndarray) -> float:
+    """Returns (sum lambda)^2 / sum lambda^2 of a covariance spectrum (1: one direction; k: k equal ones)."""
+    lam = np.asarray(eigenvalues, dtype=np.float64).reshape(-1)
+    if lam.size == 0 or not np.isfinite(lam).all() or (lam < -1e-12 * max(1.0, float(np.abs(lam).max()))).any():
+        raise MtlensError("a covariance spectrum must be finite, non-negative eigenvalues")
+    lam = np.clip(lam, 0.0, None)
+    sq = float((lam * lam).sum())
+    if sq == 0:
+        raise MtlensError("the spectrum is all zeros (a constant representation); it has no effective dimension")
+    return float(lam.sum()) ** 2 / sq
+
+
+def _check_variance(total: float, name: str) -> None:
+    if not total > 0:
+        raise MtlensError(f"{name} is constant (every dimension has zero variance); it has no geometry to measure")
+
+
+def effective_dimensionality(x: object) -> EffectiveDimensionality:
+    """Returns the participation ratio of the covariance spectrum of x [N, d] (computed from traces)."""
+    a = as_representation(x)
+    gram = _gram(a) / (a.shape[0] - 1)
+    total = float(np.trace(gram))
+    _check_variance(total, "x")
+    return EffectiveDimensionality("effective_dimensionality", total**2 / float((gram * gram).sum()), total, a.shape[1])
+
+
+def pca_spectrum(x: object) -> PCASpectrum:
+    """Returns the covariance eigenvalues of x [N, d] (descending), their explained ratios and the participation ratio."""
+    a = as_representation(x)
+    lam = np.clip(np.linalg.eigvalsh(_gram(a) / (a.shape[0] - 1))[::-1], 0.0, None)
+    _check_variance(float(lam.sum()), "x")
+    return PCASpectrum("pca_spectrum", participation_ratio(lam), lam, lam / lam.sum())
+
+
+# ---------------------------------------------------------------------------------------------- similarity
+@dataclass(frozen=True, eq=False)
+class CCAResult(MetricResult):
+    """Canonical correlations (descending); `score` = their mean; the ranks kept on each side."""
+
+    correlations: np.ndarray
+    rank_x: int
+    rank_y: int
+
+    def scalars(self) -> dict[str, float]:
+        return {"max": float(self.correlations[0]), "rank_x": float(self.rank_x), "rank_y": float(self.rank_y)}
+
+
+@dataclass(frozen=True, eq=False)
+class CKAResult(MetricResult):
+    """Linear CKA in [0, 1] (`score`)."""
+
+
+def _whitener(cov: np.ndarray, name: str, tol: float | None = None, keep: float | None = None) -> np.ndarray:
+    """Returns W [d, k] with W^T C W = I on the kept principal directions of C (by `tol` or by explained `keep`)."""
+    lam, vec = np.linalg.eigh(cov)
+    lam, vec = lam[::-1], vec[:, ::-1]
+    _check_variance(float(lam[0]), name)
+    if keep is not None:
+        k = int(np.searchsorted(np.cumsum(lam) / lam.sum(), keep - 1e-12) + 1)
+    else:
+        k = int((lam > (tol if tol is not None else 0.0) * lam[0]).sum())
+    k = max(1, min(k, len(lam)))
+    return vec[:, :k] / np.sqrt(lam[:k])
+
+
+def _canonical(a: np.ndarray, b: np.ndarray, **kept: float | None) -> tuple[np.ndarray, int, int]:
+    cxx, cyy, cxy = _pair_grams(a, b)
+    wx = _whitener(cxx, "x", **kept)
+    wy = _whitener(cyy, "y", **kept)
+    rho = np.linalg.svd(wx.T @ cxy @ wy, compute_uv=False)
+    return np.clip(rho, 0.0, 1.0), wx.shape[1], wy.shape[1]
+
+
+def cca(x: object, y: object, tol: float = 1e-10) -> CCAResult:
+    """Returns the canonical correlations between x [N, p] and y [N, q] (directions with variance < tol x max dropped)."""
+    a, b = _pair(x, y)
+    rho, kx, ky = _canonical(a, b, tol=tol)
+    return CCAResult("cca", float(rho.mean()), rho, kx, ky)
+
+
+def svcca(x: object, y: object, keep: float = 0.99) -> CCAResult:
+    """Returns SVCCA: CCA between the top principal directions of x and of y that explain `keep` of their variance."""
+    if not 0 < keep <= 1:
+        raise MtlensError(f"keep must be a fraction of variance in (0, 1], got {keep}")
+    a, b = _pair(x, y)
+    rho, kx, ky = _canonical(a, b, keep=keep)
+    return CCAResult("svcca", float(rho.mean()), rho, kx, ky)
+
+
+def linear_cka(x: object, y: object) -> CKAResult:
+    """Returns linear CKA between x [N, p] and y [N, q]: ||C_xy||_F^2 / (||C_xx||_F ||C_yy||_F)."""
+    cxx, cyy, cxy = _pair_grams(*_pair(x, y))
+    nx, ny = float(np.linalg.norm(cxx)), float(np.linalg.norm(cyy))
+    _check_variance(nx, "x")
+    _check_variance(ny, "y")
+    return CKAResult("cka", float(np.linalg.norm(cxy)) ** 2 / (nx * ny))
+
+
+# ---------------------------------------------------------------------------------------------- decodability
+@dataclass(frozen=True, eq=False)
+class DecodabilityResult(MetricResult):
+    """Per target column the cross-validated probe score (R^2 or accuracy); `score` = their mean."""
+
+    scores: np.ndarray
+    names: tuple[str, ...]
+    kinds: tuple[str, ...]
+
+    def scalars(self) -> dict[str, float]:
+        return per_key("", self.names, self.scores)
+
+
+def linear_decodability(codes: object, targets: object, kinds: Sequence[str] | str = "regression",
+                        names: Sequence[str] | None = None, folds_k: int = 5, seed: int = 0,
+                        alpha: float | None = None, c: float = 1.0) -> DecodabilityResult:
+    """Returns, per column of targets [N, K], the mean over `folds_k` seeded folds of a linear probe's test score.
+
+    `kinds` (one, or one per column): "regression" -> R^2 of ridge regression with an intercept (alpha None:
+    1e-6 x the mean feature energy, i.e. least squares kept solvable for constant codes); "classification" ->
+    accuracy of multinomial logistic regression (C = `c`) on the codes standardised on each training fold.
+    """
+    a = as_representation(codes, "codes")
+    t = np.asarray(targets.detach().cpu().numpy() if hasattr(targets, "detach") else targets)
+    if t.ndim == 1:
+        t = t.reshape(-1, 1)
+    if t.ndim != 2 or t.shape[0] != a.shape[0]:
+        raise MtlensError(f"targets have shape {t.shape}; pass [{a.shape[0]}, K], one row per code row")
+    if t.dtype.kind not in "fiub" or not np.isfinite(t.astype(np.float64)).all():
+        raise MtlensError("targets must be finite numbers (class indices for classification columns)")
+    k = t.shape[1]
+    kind_list = [kinds] * k if isinstance(kinds, str) else list(kinds)
+    if len(kind_list) != k or any(kd not in PROBE_KINDS for kd in kind_list):
+        raise MtlensError(f"kinds must be one of {PROBE_KINDS} or one per target column ({k}), got {kinds!r}")
+    name_list = [f"target_{i}" for i in range(k)] if names is None else [str(n) for n in names]
+    if len(name_list) != k:
+        raise MtlensError(f"{len(name_list)} names for {k} target columns; pass one name per column")
+    parts = folds(a.shape[0], folds_k, seed)
+    everything = np.arange(a.shape[0])
+    scores = np.zeros(k)
+    for j, kind in enumerate(kind_list):
+        per_fold = []
+        for test in parts:
+            train = np.setdiff1d(everything, test, assume_unique=True)
+            y = t[:, j]
+            if kind == "regression":
+                per_fold.append(ridge_r2(a[train], y[train].astype(np.float64), a[test], y[test].astype(np.float64), alpha))
+            else:
+                per_fold.append(logistic_accuracy(a[train], y[train], a[test], y[test], c))
+        scores[j] = float(np.mean(per_fold))
+    return DecodabilityResult("decodability", float(scores.mean()), scores, tuple(name_list), tuple(kind_list))
+
+
+__all__ = ["as_representation", "participation_ratio", "effective_dimensionality", "pca_spectrum", "cca", "svcca",
+           "linear_cka", "linear_decodability", "EffectiveDimensionality", "PCASpectrum", "CCAResult", "CKAResult",
+           "DecodabilityResult"]
