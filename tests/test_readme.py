@@ -46,6 +46,9 @@ TINY = {
 }
 #: Presets whose data is not the study's usual kind get their own tiny config (the dense benchmark's model keys).
 TINY_PRESETS = {
+    "architectures": ["data.dataset=tiny", "data.n_tasks=2", "data.subset=96", "model.head_hidden=[16]",
+                      "train.epochs=1", "variants=[multi_head, mtan, ltb]", "metrics.names=[mig]",
+                      "metrics.options={mig: {num_train: 100}}"],
     "dense_quick": ["data.options={image_size: 16, sizes: [4, 2, 2], seed: 0}", "model.head_options={width: 8}",
                     "train.epochs=1", "train.batch_size=4", "train.eval_batch_size=4", "methods.names=[ew]",
                     "measures.every=1", "measures.last=1"],
