@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from mtlens.cli import main
+from _cli import run_cli
 from mtlens.runs import RunStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,15 +94,6 @@ def tiny(argv: list[str]) -> list[str]:
     return out if argv[0] == "report" else out + ["--backend", "serial", "--quiet"]
 
 
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
 
 def _run_lines(lines: list[str], tmp_path: Path, capsys, monkeypatch, make_tiny: bool) -> None:
     monkeypatch.chdir(tmp_path)
@@ -117,7 +108,7 @@ def _run_lines(lines: list[str], tmp_path: Path, capsys, monkeypatch, make_tiny:
         if "RUN_ID" in argv:
             run_id = RunStore("runs/mtlens.sqlite").list_runs(study="hard_sharing")[-1].id
             argv = [run_id if a == "RUN_ID" else a for a in argv]
-        code, out, err = _run(tiny(argv) if make_tiny else argv, capsys)
+        code, out, err = run_cli(tiny(argv) if make_tiny else argv, capsys)
         assert code == 0, f"README command {line!r} failed: {err or out}"
 
 

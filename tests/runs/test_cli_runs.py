@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mtlens.cli import main
+from _cli import run_cli
 from mtlens.cli import runs as runs_cli
 from mtlens.runs import RunStore
 
@@ -28,15 +28,6 @@ def store(tmp_path: Path) -> RunStore:
     return store
 
 
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
 
 def _row(out: str, run_id: str) -> list[str]:
     line = next(line for line in out.splitlines() if run_id in line)
@@ -45,7 +36,7 @@ def _row(out: str, run_id: str) -> list[str]:
 
 def test_list_shows_each_run_with_status_and_final_metrics(store: RunStore, capsys: pytest.CaptureFixture[str]) -> None:
     done, broken = (r.id for r in store.list_runs())
-    code, out, err = _run(["runs", "list", "--store", str(store.path)], capsys)
+    code, out, err = run_cli(["runs", "list", "--store", str(store.path)], capsys)
     assert (code, err) == (0, "")
     assert "2 runs in" in out
     header = next(line for line in out.splitlines() if "status" in line)
@@ -61,16 +52,16 @@ def test_list_shows_each_run_with_status_and_final_metrics(store: RunStore, caps
 
 def test_list_filters_and_chooses_metric_columns(store: RunStore, capsys: pytest.CaptureFixture[str]) -> None:
     broken = store.list_runs(status="failed")[0].id
-    code, out, _ = _run(["runs", "list", "--store", str(store.path), "--status", "failed", "--metric", "loss"], capsys)
+    code, out, _ = run_cli(["runs", "list", "--store", str(store.path), "--status", "failed", "--metric", "loss"], capsys)
     assert code == 0 and "1 run in" in out and "hard_sharing" not in out
     assert _row(out, broken)[4] == "failed" and _row(out, broken)[7:] == ["9"]
-    code, out, _ = _run(["runs", "list", "--store", str(store.path), "--study", "nothing"], capsys)
+    code, out, _ = run_cli(["runs", "list", "--store", str(store.path), "--study", "nothing"], capsys)
     assert code == 0 and out.strip() == f"no runs with study 'nothing' in {store.path}"
 
 
 def test_show_prints_status_timings_config_metrics_and_artifacts(store: RunStore, capsys: pytest.CaptureFixture[str]) -> None:
     run = store.list_runs(study="hard_sharing")[0]
-    code, out, err = _run(["runs", "show", run.id[:-1], "--store", str(store.path)], capsys)
+    code, out, err = run_cli(["runs", "show", run.id[:-1], "--store", str(store.path)], capsys)
     assert (code, err) == (0, "")
     lines = [line.rstrip() for line in out.splitlines()]
     assert f"run          {run.id}" in lines
@@ -92,7 +83,7 @@ def _cells(line: str) -> list[str]:
 
 def test_show_a_failed_run_prints_its_error_and_json_config(store: RunStore, capsys: pytest.CaptureFixture[str]) -> None:
     run = store.list_runs(status="failed")[0]
-    code, out, _ = _run(["runs", "show", run.id, "--store", str(store.path), "--json"], capsys)
+    code, out, _ = run_cli(["runs", "show", run.id, "--store", str(store.path), "--json"], capsys)
     assert code == 0
     assert "error        loss became nan (at step 1)" in out
     assert '{\n  "lr": 0.1\n}' in out
@@ -100,7 +91,7 @@ def test_show_a_failed_run_prints_its_error_and_json_config(store: RunStore, cap
 
 def test_export_writes_the_csv(store: RunStore, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     out_path = tmp_path / "metrics.csv"
-    code, out, _ = _run(["runs", "export", "--csv", str(out_path), "--store", str(store.path)], capsys)
+    code, out, _ = run_cli(["runs", "export", "--csv", str(out_path), "--store", str(store.path)], capsys)
     assert code == 0 and out.strip() == f"wrote 5 metric rows of 2 runs to {out_path}"
     rows = list(csv.DictReader(out_path.open()))
     assert [(r["study"], r["metric"], r["step"], float(r["value"])) for r in rows] == [
@@ -108,24 +99,24 @@ def test_export_writes_the_csv(store: RunStore, capsys: pytest.CaptureFixture[st
         ("hard_sharing", "loss", "0", 2.0), ("hard_sharing", "loss", "9", 0.5),
         ("single_task", "loss", "0", 9.0),
     ]
-    code, out, _ = _run(["runs", "export", "--csv", "-", "--store", str(store.path), "--study", "single_task"], capsys)
+    code, out, _ = run_cli(["runs", "export", "--csv", "-", "--store", str(store.path), "--study", "single_task"], capsys)
     assert code == 0 and out.splitlines()[0].startswith("run_id,study,") and len(out.splitlines()) == 2
 
 
 def test_unknown_run_id_is_one_line_and_exit_code_2(store: RunStore, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = _run(["runs", "show", "abc", "--store", str(store.path)], capsys)
+    code, out, err = run_cli(["runs", "show", "abc", "--store", str(store.path)], capsys)
     assert code == 2 and out == ""
     assert err == f"error: no run 'abc' in {store.path}; `mtlens runs list` shows the ids\n"
 
 
 def test_user_errors_exit_2(store: RunStore, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     missing = tmp_path / "nowhere.sqlite"
-    code, _, err = _run(["runs", "list", "--store", str(missing)], capsys)
+    code, _, err = run_cli(["runs", "list", "--store", str(missing)], capsys)
     assert code == 2 and err.startswith(f"error: no run store at {missing}") and not missing.exists()
-    code, _, err = _run(["runs", "list", "--store", str(store.path), "--status", "done"], capsys)
+    code, _, err = run_cli(["runs", "list", "--store", str(store.path), "--status", "done"], capsys)
     assert code == 2 and err.startswith("error: unknown run status 'done'; use one of created, running")
     run_id = store.list_runs()[0].id
-    code, _, err = _run(["runs", "export", "--csv", "-", "--store", str(store.path), "--run", run_id, "--study", "x"], capsys)
+    code, _, err = run_cli(["runs", "export", "--csv", "-", "--store", str(store.path), "--run", run_id, "--study", "x"], capsys)
     assert code == 2 and "not both" in err
 
 
@@ -139,17 +130,17 @@ def test_rm_dry_run_then_remove_by_status_and_by_id(store: RunStore, capsys: pyt
     done, broken = (r.id for r in store.list_runs())
     folder = store.artifacts_dir(broken)
     (folder / "checkpoint.pt").write_bytes(b"x")
-    code, out, err = _run(["runs", "rm", "--status", "failed", "--dry-run", "--store", str(store.path)], capsys)
+    code, out, err = run_cli(["runs", "rm", "--status", "failed", "--dry-run", "--store", str(store.path)], capsys)
     assert (code, err) == (0, "")
     assert out.splitlines() == [
         f"would remove {broken} (single_task, failed): 1 metric rows, folder {folder.resolve()}",
         f"would remove 1 run (1 metric rows) from {store.path}",
     ]
     assert len(store.list_runs()) == 2 and folder.is_dir()
-    code, out, _ = _run(["runs", "rm", "--status", "failed", "--store", str(store.path)], capsys)
+    code, out, _ = run_cli(["runs", "rm", "--status", "failed", "--store", str(store.path)], capsys)
     assert code == 0 and out.splitlines()[-1] == f"removed 1 run (1 metric rows) from {store.path}"
     assert [r.id for r in store.list_runs()] == [done] and not folder.exists() and store.count_metrics() == 4
-    code, out, _ = _run(["runs", "rm", done[:-1], "--store", str(store.path)], capsys)
+    code, out, _ = run_cli(["runs", "rm", done[:-1], "--store", str(store.path)], capsys)
     assert code == 0 and out.startswith(f"removed {done} (hard_sharing multi-head, finished): 4 metric rows")
     assert store.list_runs() == []
 
@@ -166,11 +157,11 @@ def test_a_killed_run_is_shown_dead_with_no_growing_duration(store: RunStore, ca
     with sqlite3.connect(store.path) as conn:
         conn.execute("UPDATE runs SET pid = ?, last_started_at = last_started_at - 7200 WHERE id = ?", (child.pid, killed))
     conn.close()
-    code, out, _ = _run(["runs", "list", "--store", str(store.path)], capsys)
+    code, out, _ = run_cli(["runs", "list", "--store", str(store.path)], capsys)
     assert code == 0 and _row(out, killed)[4:7][0] == "dead" and _row(out, killed)[6] == "?"
-    code, out, _ = _run(["runs", "list", "--status", "dead", "--store", str(store.path)], capsys)
+    code, out, _ = run_cli(["runs", "list", "--status", "dead", "--store", str(store.path)], capsys)
     assert code == 0 and "1 run in" in out and killed in out
-    code, out, _ = _run(["runs", "show", killed, "--store", str(store.path)], capsys)
+    code, out, _ = run_cli(["runs", "show", killed, "--store", str(store.path)], capsys)
     assert code == 0
     assert f"status       dead (stored as running, but process {child.pid} on" in out
     assert "`mtlens train --resume` continues it" in out

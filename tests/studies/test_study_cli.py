@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mtlens.cli import main
+from _cli import run_cli
 from mtlens.runs import RunStore
 from mtlens.studies import load_study_config
 from mtlens.studies.runner import plan
@@ -19,15 +19,6 @@ from mtlens.studies.runner import plan
 TINY = ("study: hard_sharing\nvariants: [multi_head]\ndata: {dataset: tiny, n_tasks: 2, subset: 96}\n"
         "model: {latent_dim: 4, head_hidden: [16]}\ntrain: {epochs: 1, batch_size: 32}\n")
 
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 BAD = [
@@ -66,7 +57,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(argv, message, tmp_path
     store = tmp_path / "existing.sqlite"
     RunStore(store).close()
     argv = [{"CFG": "c.yaml", "AFILE/s.sqlite": "afile/s.sqlite", "STORE": str(store)}.get(a, a) for a in argv]
-    code, _, err = run(argv, capsys)
+    code, _, err = run_cli(argv, capsys)
     assert code == 2 and message in err and err.count("\n") == 1, err
     # (reading the existing store may leave SQLite's -wal / -shm side files; no run, no new file)
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(("-wal", "-shm"))) == [
@@ -78,7 +69,7 @@ def test_a_ray_address_that_does_not_answer_is_one_line(tmp_path: Path, capsys, 
     pytest.importorskip("ray", reason="the Ray backend test needs the extra: pip install 'mtlens[ray]'")
     monkeypatch.chdir(tmp_path)
     (tmp_path / "c.yaml").write_text(TINY)
-    code, _, err = run(["train", "--config", "c.yaml", "--backend", "ray", "--address", "127.0.0.1:9"], capsys)
+    code, _, err = run_cli(["train", "--config", "c.yaml", "--backend", "ray", "--address", "127.0.0.1:9"], capsys)
     assert code == 2 and "Ray address 127.0.0.1:9 does not answer" in err and err.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"]
 
@@ -95,7 +86,7 @@ def test_readme_method_flags_mean_each_study_s_method_choice() -> None:
 
 
 def test_reproduce_list_names_every_study_and_preset(capsys) -> None:
-    code, out, _ = run(["reproduce", "--list"], capsys)
+    code, out, _ = run_cli(["reproduce", "--list"], capsys)
     assert code == 0
     for study, presets in {"hard-sharing": ["paper", "quick"], "balancing": ["multimnist", "paper", "quick"]}.items():
         for preset in presets:
@@ -134,7 +125,7 @@ def test_the_wheel_ships_the_presets_and_published_numbers(tmp_path: Path) -> No
 def test_report_rerenders_a_study_from_the_store_alone(ported, tmp_path: Path, capsys) -> None:
     first = ported["hard_sharing"]
     [run_id] = [r.id for r in RunStore(first.store).list_runs() if r.name == "seed0/multi_head"]
-    code, out, _ = run(["report", run_id, "--store", str(first.store), "--out", str(tmp_path / "again")], capsys)
+    code, out, _ = run_cli(["report", run_id, "--store", str(first.store), "--out", str(tmp_path / "again")], capsys)
     assert code == 0 and out.strip() == f"report: {tmp_path / 'again' / 'report.html'}"
     old = first.result.report_html.with_suffix(".md").read_text().split("## Provenance")[0]
     new = (tmp_path / "again" / "report.md").read_text().split("## Provenance")[0]
