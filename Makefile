@@ -9,12 +9,12 @@ setup: $(STAMP)
 
 # torch is installed as `torch==2.13.0` only when missing: on these machines that pin resolves to a local
 # CPU build, while any other torch requirement pulls several GB of CUDA wheels. An installed torch is never
-# upgraded (pyproject asks torch>=2.2, which it satisfies). The ray extra is installed so that the Ray
-# backend's tests run in CI.
-$(STAMP): pyproject.toml tests/requirements-nodeps.txt
+# upgraded (pyproject asks torch>=2.2, which it satisfies). The ray and umap extras are installed so that the
+# Ray backend's tests and the decoding study's presets (UMAP embeddings) run in CI.
+$(STAMP): pyproject.toml tests/requirements-nodeps.txt Makefile
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -c "import torch" 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[test,ray]"
+	$(PY) -m pip install -q -e ".[test,ray,umap]"
 	$(PY) -m pip install -q --no-deps -r tests/requirements-nodeps.txt
 	touch $(STAMP)
 
