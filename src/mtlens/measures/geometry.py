@@ -3,7 +3,8 @@
 - `effective_dimensionality(x)`: the participation ratio (sum lambda)^2 / sum lambda^2 of the covariance spectrum,
   from traces (no eigendecomposition): (tr C)^2 / ||C||_F^2.
 - `pca_spectrum(x)`: the covariance eigenvalues, descending, their explained-variance ratios and the ratio above.
-- `cca(x, y)`: canonical correlations (Hotelling 1936) from the covariances of the centred pair: each covariance is whitened by its eigenvectors (directions with variance below `tol` x the largest are dropped,
+- `cca(x, y)`: canonical correlations (Hotelling 1936) from the covariances of the centred pair: each
+  covariance is whitened by its eigenvectors (directions with variance below `tol` x the largest are dropped,
   so a rank-deficient representation is analysed on its column space) and the singular values of the whitened
   cross-covariance are the correlations.
 - `svcca(x, y)`: SVCCA (Raghu et al. 2017): each side reduced to the top principal directions that explain
@@ -14,19 +15,23 @@
   (regression) or the accuracy of a multinomial logistic probe (classes).
 
 Inputs are validated like the disentanglement metrics (one-line errors): 2-D, finite, more samples than
-dimensions, one row per sample on both sides. Work is in float64.
+dimensions, one row per sample on both sides. The checks ride on work done anyway (a NaN / inf makes a float64
+column mean non-finite; the centred Gram's diagonal bounds every magnitude); only a failing array is scanned
+for the error message. Covariances are float64 Grams of the centred data, summed over blocks of rows; the
+participation ratio and linear CKA of float32 inputs multiply in float32 within a block (agreeing with float64
+formulas to ~1e-8), the spectrum, CCA and SVCCA always in float64 (their rank decisions need it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from mtlens.errors import MtlensError
 from mtlens.measures._linear_probe import folds, logistic_accuracy, ridge_r2
-from mtlens.measures.disentanglement._utils import as_codes
+from mtlens.measures.disentanglement._utils import MAX_CODE_MAGNITUDE, as_codes
 from mtlens.measures.disentanglement.results import MetricResult, per_key
 
 PROBE_KINDS = ("regression", "classification")
@@ -36,38 +41,115 @@ def as_representation(x: object, name: str = "x") -> np.ndarray:
     """Returns `x` as a finite array [N, d] with N > d, or raises a one-line error naming the problem."""
     arr = as_codes(x, name)
     n, d = arr.shape
-    if n <= d:
-        raise MtlensError(f"{name} has {n} samples for {d} dimensions; the geometry measures need more samples "
-                          "than dimensions")
+    _check_samples(n, d, name)
     return arr
 
 
-def _pair(x: object, y: object) -> tuple[np.ndarray, np.ndarray]:
-    a, b = as_representation(x, "x"), as_representation(y, "y")
+def _check_samples(n: int, d: int, name: str) -> None:
+    if n <= d:
+        raise MtlensError(f"{name} has {n} samples for {d} dimensions; the geometry measures need more samples "
+                          "than dimensions")
+
+
+# Rows per block of the Gram products: a float32 block of 1,024 x 256 (1 MiB) is centred and multiplied while it
+# sits in cache, and the float32 products are summed in float64 across blocks, so float32 rounding accumulates
+# over 1,024 terms at most (linear CKA and the participation ratio then agree with float64 formulas to ~1e-8).
+_BLOCK_ROWS = 1024
+# float32 products are used only when the largest column variance lies in this range: their squares and sums
+# then stay within float32's normal range (outside it the Gram is recomputed in float64).
+_FLOAT32_VARIANCE = (1e-20, 1e30)
+
+
+def _checked(x: object, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Returns (x as a float32/float64 array [N, d] with N > d, its float64 column means) without a validation pass.
+
+    A NaN or inf anywhere makes its column's float64 sum non-finite, so the mean (needed anyway) detects it; only
+    then, or when the magnitude could pass the metrics' limit, does `as_codes` scan the array and raise its
+    one-line error naming the first bad point (the same errors as `as_representation`)."""
+    if hasattr(x, "detach"):
+        x = x.detach().cpu().numpy()
+    arr = np.asarray(x)
+    if arr.ndim != 2 or arr.dtype.kind not in "fiub" or arr.shape[0] < 2 or arr.shape[1] < 1:
+        as_codes(arr, name)  # raises the one-line error of the bad shape or dtype
+    _check_samples(*arr.shape, name)
+    if arr.dtype not in (np.float32, np.float64):
+        arr = arr.astype(np.float64)
+    mu = arr.mean(axis=0, dtype=np.float64)
+    if not np.isfinite(mu).all():
+        as_codes(arr, name)  # raises the one-line error naming the first NaN / inf
+    return arr, mu
+
+
+def _check_magnitude(a: np.ndarray, mu: np.ndarray, gram: np.ndarray, name: str) -> None:
+    """Raises `as_codes`'s one-line error when a value of `a` may exceed the metrics' magnitude limit.
+
+    |x_ij| <= |mu_j| + sqrt(G_jj) (G the centred Gram), so only arrays near the limit are scanned."""
+    if a.dtype != np.float32 and float(np.abs(mu).max() + np.sqrt(np.diagonal(gram).max())) > MAX_CODE_MAGNITUDE:
+        as_codes(a, name)
+
+
+def _blocks(arrays: Sequence[tuple[np.ndarray, np.ndarray]], dtype: type) -> Iterator[list[np.ndarray]]:
+    """Yields, per block of rows, each array's rows centred by its mean, in `dtype`."""
+    means = [mu.astype(dtype) for _, mu in arrays]
+    n = arrays[0][0].shape[0]
+    for start in range(0, n, _BLOCK_ROWS):
+        yield [np.subtract(a[start:start + _BLOCK_ROWS], m, dtype=dtype) for (a, _), m in zip(arrays, means)]
+
+
+def _float32_safe(grams: Sequence[np.ndarray], n: int) -> bool:
+    peak = max(float(np.diagonal(g).max()) for g in grams) / n
+    return all(np.isfinite(g).all() for g in grams) and _FLOAT32_VARIANCE[0] <= peak <= _FLOAT32_VARIANCE[1]
+
+
+def _gram(a: np.ndarray, mu: np.ndarray, name: str, exact: bool = False, exact_diagonal: bool = False) -> np.ndarray:
+    """Returns A^T A of the column-centred `a` in float64 (a symmetric rank-k update per block of rows).
+
+    float32 input is multiplied in float32 (twice BLAS's float64 speed) unless `exact`, and summed in float64
+    across blocks; `exact_diagonal` recomputes the diagonal (the column energies) in float64 from the same
+    centred blocks."""
+    d = a.shape[1]
+    dtype = np.float32 if not exact and a.dtype == np.float32 else np.float64
+    gram, diag = np.zeros((d, d)), np.zeros(d)
+    for (c,) in _blocks([(a, mu)], dtype):
+        gram += c.T @ c
+        if exact_diagonal and dtype == np.float32:
+            diag += np.einsum("ij,ij->j", c, c, dtype=np.float64)
+    if dtype == np.float32:
+        if not _float32_safe([gram], a.shape[0]):
+            return _gram(a, mu, name, exact=True)
+        if exact_diagonal:
+            np.fill_diagonal(gram, diag)
+    _check_magnitude(a, mu, gram, name)
+    return gram
+
+
+def _pair_grams(a: np.ndarray, mu_a: np.ndarray, b: np.ndarray, mu_b: np.ndarray,
+                exact: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Returns (A^T A, B^T B, A^T B) of the column-centred pair in float64, summed over blocks of rows.
+
+    A float32 pair is multiplied in float32 unless `exact` (CCA's rank decisions need float64 products). Three
+    blocks: BLAS runs two symmetric updates and one general product faster than one wide symmetric update of
+    [A, B] (OpenBLAS, 10,000 x 512: 1.2x)."""
+    p, q = a.shape[1], b.shape[1]
+    dtype = np.float32 if not exact and a.dtype == np.float32 and b.dtype == np.float32 else np.float64
+    gaa, gbb, gab = np.zeros((p, p)), np.zeros((q, q)), np.zeros((p, q))
+    for ca, cb in _blocks([(a, mu_a), (b, mu_b)], dtype):
+        gaa += ca.T @ ca
+        gbb += cb.T @ cb
+        gab += ca.T @ cb
+    if dtype == np.float32 and not _float32_safe([gaa, gbb], a.shape[0]):
+        return _pair_grams(a, mu_a, b, mu_b, exact=True)
+    return gaa, gbb, gab
+
+
+def _pair(x: object, y: object, exact: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    (a, mu_a), (b, mu_b) = _checked(x, "x"), _checked(y, "y")
     if a.shape[0] != b.shape[0]:
         raise MtlensError(f"x has {a.shape[0]} samples and y has {b.shape[0]}; pass one row per sample for both")
-    return a, b
-
-
-def _centred(a: np.ndarray) -> np.ndarray:
-    """Returns a column-centred float64 copy of a (the conversion of float32 codes and the centring in one pass)."""
-    return np.subtract(a, a.mean(axis=0, dtype=np.float64), dtype=np.float64)
-
-
-def _gram(a: np.ndarray) -> np.ndarray:
-    """Returns A^T A of a column-centred copy of `a` (numpy's product of a matrix with its own transpose is one
-    symmetric rank-k update: half the work of a general product)."""
-    ac = _centred(a)
-    return ac.T @ ac
-
-
-def _pair_grams(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Returns (A^T A, B^T B, A^T B) of the column-centred pair: two symmetric updates and one general product.
-
-    One symmetric update of [A, B] does the same arithmetic, but BLAS runs three blocks faster than one wide
-    symmetric update (OpenBLAS, 10,000 x 512: 1.2x)."""
-    ac, bc = _centred(a), _centred(b)
-    return ac.T @ ac, bc.T @ bc, ac.T @ bc
+    gaa, gbb, gab = _pair_grams(a, mu_a, b, mu_b, exact)
+    _check_magnitude(a, mu_a, gaa, "x")
+    _check_magnitude(b, mu_b, gbb, "y")
+    return gaa, gbb, gab
 
 
 # ---------------------------------------------------------------------------------------------- dimensionality
@@ -112,17 +194,20 @@ def _check_variance(total: float, name: str) -> None:
 
 def effective_dimensionality(x: object) -> EffectiveDimensionality:
     """Returns the participation ratio of the covariance spectrum of x [N, d] (computed from traces)."""
-    a = as_representation(x)
-    gram = _gram(a) / (a.shape[0] - 1)
-    total = float(np.trace(gram))
-    _check_variance(total, "x")
-    return EffectiveDimensionality("effective_dimensionality", total**2 / float((gram * gram).sum()), total, a.shape[1])
+    a, mu = _checked(x, "x")
+    gram = _gram(a, mu, "x", exact_diagonal=True)
+    energy = float(np.trace(gram))
+    _check_variance(energy, "x")
+    # (tr G)^2 / ||G||_F^2 is scale-free: the 1 / (N - 1) of the covariance cancels.
+    pr = energy**2 / float(np.vdot(gram, gram))
+    return EffectiveDimensionality("effective_dimensionality", pr, energy / (a.shape[0] - 1), a.shape[1])
 
 
 def pca_spectrum(x: object) -> PCASpectrum:
     """Returns the covariance eigenvalues of x [N, d] (descending), their explained ratios and the participation ratio."""
-    a = as_representation(x)
-    lam = np.clip(np.linalg.eigvalsh(_gram(a) / (a.shape[0] - 1))[::-1], 0.0, None)
+    a, mu = _checked(x, "x")
+    # float64 products: the small eigenvalues (a rank-deficient spectrum's zeros) need them.
+    lam = np.clip(np.linalg.eigvalsh(_gram(a, mu, "x", exact=True) / (a.shape[0] - 1))[::-1], 0.0, None)
     _check_variance(float(lam.sum()), "x")
     return PCASpectrum("pca_spectrum", participation_ratio(lam), lam, lam / lam.sum())
 
@@ -158,8 +243,9 @@ def _whitener(cov: np.ndarray, name: str, tol: float | None = None, keep: float 
     return vec[:, :k] / np.sqrt(lam[:k])
 
 
-def _canonical(a: np.ndarray, b: np.ndarray, **kept: float | None) -> tuple[np.ndarray, int, int]:
-    cxx, cyy, cxy = _pair_grams(a, b)
+def _canonical(x: object, y: object, **kept: float | None) -> tuple[np.ndarray, int, int]:
+    # float64 products: which directions are kept depends on the small eigenvalues of each covariance.
+    cxx, cyy, cxy = _pair(x, y, exact=True)
     wx = _whitener(cxx, "x", **kept)
     wy = _whitener(cyy, "y", **kept)
     rho = np.linalg.svd(wx.T @ cxy @ wy, compute_uv=False)
@@ -168,8 +254,7 @@ def _canonical(a: np.ndarray, b: np.ndarray, **kept: float | None) -> tuple[np.n
 
 def cca(x: object, y: object, tol: float = 1e-10) -> CCAResult:
     """Returns the canonical correlations between x [N, p] and y [N, q] (directions with variance < tol x max dropped)."""
-    a, b = _pair(x, y)
-    rho, kx, ky = _canonical(a, b, tol=tol)
+    rho, kx, ky = _canonical(x, y, tol=tol)
     return CCAResult("cca", float(rho.mean()), rho, kx, ky)
 
 
@@ -177,14 +262,13 @@ def svcca(x: object, y: object, keep: float = 0.99) -> CCAResult:
     """Returns SVCCA: CCA between the top principal directions of x and of y that explain `keep` of their variance."""
     if not 0 < keep <= 1:
         raise MtlensError(f"keep must be a fraction of variance in (0, 1], got {keep}")
-    a, b = _pair(x, y)
-    rho, kx, ky = _canonical(a, b, keep=keep)
+    rho, kx, ky = _canonical(x, y, keep=keep)
     return CCAResult("svcca", float(rho.mean()), rho, kx, ky)
 
 
 def linear_cka(x: object, y: object) -> CKAResult:
     """Returns linear CKA between x [N, p] and y [N, q]: ||C_xy||_F^2 / (||C_xx||_F ||C_yy||_F)."""
-    cxx, cyy, cxy = _pair_grams(*_pair(x, y))
+    cxx, cyy, cxy = _pair(x, y)
     nx, ny = float(np.linalg.norm(cxx)), float(np.linalg.norm(cyy))
     _check_variance(nx, "x")
     _check_variance(ny, "y")
