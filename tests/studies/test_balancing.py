@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from mtlens import MtlensError
+from mtlens.methods import available_methods
 from mtlens.runs import RunStore
 from mtlens.studies import load_study_config
 from mtlens.studies.balancing import cells
@@ -23,6 +24,19 @@ def test_cells_run_feature_level_only_for_gradient_methods(tmp_path: Path) -> No
     assert [c.params["options"] for c in cells(cfg)][2:4] == [{"max_iter": 50}] * 2
     with pytest.raises(MtlensError, match="add 'ew'"):
         plan([_config(tmp_path, "methods.names=[mgda]")])
+
+
+def test_exclude_removes_methods_from_the_names(tmp_path: Path) -> None:
+    cfg = _config(tmp_path, "methods.names=[ew, mgda, rlw]", "methods.exclude=[MGDA]", "methods.levels=[param]")
+    assert [c.name for c in cells(cfg)] == ["seed0/ew/param", "seed0/rlw/param"]
+    with pytest.raises(MtlensError, match=r"^methods.exclude names 'pcgrad', which is not among methods.names"):
+        cells(_config(tmp_path, "methods.exclude=[pcgrad]"))
+    with pytest.raises(MtlensError, match="add 'ew'"):
+        cells(_config(tmp_path, "methods.exclude=[ew]"))
+    # the shipped MultiMNIST preset: every registered method but the two that need three tasks
+    mm = load_study_config("balancing/multimnist", [f"store={tmp_path / 'm.sqlite'}"])
+    names = {c.params["method"] for c in cells(mm)}
+    assert names == set(available_methods()) - {"krum", "trimmed_mean"}
 
 
 def test_the_series_and_tables_come_from_the_store(ported) -> None:

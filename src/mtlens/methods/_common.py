@@ -20,7 +20,7 @@ from typing import Any, ClassVar
 import torch
 
 from mtlens.errors import MtlensError
-from mtlens.methods.base import GradientAggregator
+from mtlens.methods.base import GradientAggregator, Seeded
 from mtlens.methods.gradients import shared_gramian
 from mtlens.methods.options import Flag
 
@@ -230,3 +230,15 @@ class GramAggregator(Aggregator):
         torch.autograd.backward(losses, weights.to(losses), inputs=shared)
         self.last_weights = weights.to(torch.float32)
         return self.last_weights
+
+
+class SeededGramAggregator(Seeded, GramAggregator):
+    """A Gram-matrix aggregator with random choices, drawn from its own seeded generator (PCGrad's orders, RGW's
+    weights)."""
+
+    def __init__(
+        self, n_tasks: int | None = None, level: str = "param", seed: int = 0, batched: bool = True,
+        gramian: bool = False,
+    ) -> None:
+        super().__init__(n_tasks, level, batched, gramian, seed=seed)
+        self._init_rng()

@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from mtlens.methods.base import Seeded
-from mtlens.methods._common import GramAggregator
+from mtlens.methods._common import SeededGramAggregator
 from mtlens.methods.registry import METHODS
 
 
@@ -43,7 +42,7 @@ def pcgrad_weights(gram_matrix: torch.Tensor, orders: list[torch.Tensor]) -> tor
 
 
 @METHODS.register("pcgrad", aliases=("pc_grad", "gradient_surgery"))
-class PCGrad(Seeded, GramAggregator):
+class PCGrad(SeededGramAggregator):
     """Projects each task gradient off the conflicting others, in a seeded random order; sums them."""
 
     name = "pcgrad"
@@ -59,13 +58,6 @@ class PCGrad(Seeded, GramAggregator):
         ),
         "scale_invariant": "the update is the sum of (projected) gradients: it scales with them",
     }
-
-    def __init__(
-        self, n_tasks: int | None = None, level: str = "param", seed: int = 0, batched: bool = True,
-        gramian: bool = False,
-    ) -> None:
-        super().__init__(n_tasks, level, batched, gramian, seed=seed)
-        self._init_rng()
 
     def _gram_weights(self, g, scale, losses):  # type: ignore[no-untyped-def]
         n = g.shape[0]

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import torch
 
-from mtlens.methods.base import Seeded
-from mtlens.methods._common import GramAggregator
+from mtlens.methods._common import SeededGramAggregator
 from mtlens.methods.registry import METHODS
 
 
 @METHODS.register("rgw", aliases=("random_gradient_weighting",))
-class RGW(Seeded, GramAggregator):
+class RGW(SeededGramAggregator):
     """Combines the task gradients with softmax-normalised standard normal weights, fresh every step."""
 
     name = "rgw"
@@ -29,13 +28,6 @@ class RGW(Seeded, GramAggregator):
     }
 
     uses_gram = False  # the weights are drawn, not computed: with gramian=True no Jacobian is formed at all
-
-    def __init__(
-        self, n_tasks: int | None = None, level: str = "param", seed: int = 0, batched: bool = True,
-        gramian: bool = False,
-    ) -> None:
-        super().__init__(n_tasks, level, batched, gramian, seed=seed)
-        self._init_rng()
 
     def _gram_weights(self, g, scale, losses):  # type: ignore[no-untyped-def]
         return torch.softmax(torch.randn(g.shape[0], generator=self.generator), dim=0)

@@ -21,16 +21,16 @@ from __future__ import annotations
 import torch
 
 from mtlens.errors import MtlensError
-from mtlens.methods.base import LossWeighting
 from mtlens.methods.options import Integer, Real
 from mtlens.methods.registry import METHODS
+from mtlens.methods.scalarizations import Scalarization
 from mtlens.methods.weighting_common import require_finite
 
 _LOG_EPS = 1e-20  # the authors' offset inside the logarithms
 
 
 @METHODS.register("stch", aliases=("smooth_tchebycheff",))
-class STCH(LossWeighting):
+class STCH(Scalarization):
     """Smooth Tchebycheff scalarisation of the log losses relative to a nadir vector set after a warm-up."""
 
     name = "stch"
@@ -56,13 +56,6 @@ class STCH(LossWeighting):
         logs = (losses / self.nadir.to(losses) + _LOG_EPS).log()
         top = logs.detach().max()
         return losses.shape[0] * (self.mu * torch.logsumexp((logs - top) / self.mu, dim=0) + top)
-
-    def weights(self, losses: torch.Tensor) -> torch.Tensor:
-        """Returns dS/dL [T] at these losses (no state changes)."""
-        with torch.enable_grad():
-            probe = losses.detach().clone().requires_grad_(True)
-            (slopes,) = torch.autograd.grad(self.objective(probe), probe)
-        return slopes
 
     def weighted_loss(self, losses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Returns (S, dS/dL); during the last warm-up epoch adds the losses to the nadir average."""

@@ -42,9 +42,11 @@ from mtlens.training import Trainer
 
 class MethodsConfig(Section):
     """Which methods to compare (equal weighting is the baseline), at which levels, with per-method `options`;
-    `single_task` adds one single-task cell per task (the baselines of Δm%)."""
+    `exclude` removes methods from `names` (every registered method by default), e.g. those that need more tasks
+    than the data has; `single_task` adds one single-task cell per task (the baselines of Δm%)."""
 
     names: list[str] = Field(default_factory=available_methods, min_length=1)
+    exclude: list[str] = Field(default_factory=list)
     levels: list[Literal["param", "feature"]] = Field(default_factory=lambda: ["param", "feature"], min_length=1)
     options: dict[str, dict[str, Any]] = Field(default_factory=dict)
     single_task: bool = False
@@ -103,6 +105,11 @@ def _levels_for(name: str, levels: list[str]) -> list[str]:
 
 def _names(cfg: BalancingConfig) -> list[str]:
     names = [METHODS.canonical(m) for m in cfg.methods.names]
+    excluded = [METHODS.canonical(m) for m in cfg.methods.exclude]
+    for m in excluded:
+        if m not in names:
+            raise MtlensError(f"methods.exclude names {m!r}, which is not among methods.names; remove it from exclude")
+    names = [n for n in names if n not in excluded]
     if "ew" not in names:
         raise MtlensError("the balancing study compares every method with equal weighting; add 'ew' to methods.names")
     return ["ew"] + [n for n in dict.fromkeys(names) if n != "ew"]

@@ -42,17 +42,30 @@ def _paper_value(rep: Report, key: str, row: str, column: str | None) -> str | N
     return str(entry["rows"][row][entry["columns"].index(column)])
 
 
-def _first_seed(runs: Sequence[Any]) -> tuple[int | None, dict[str, dict[str, np.ndarray]]]:
-    """Returns the first seed with stored arrays, and its cells' arrays by label (encoder order)."""
-    by_seed: dict[int, dict[str, dict[str, np.ndarray]]] = defaultdict(dict)
+_Cells = dict[str, dict[str, np.ndarray]]  # a seed's stored arrays by cell label
+
+
+def _arrays_by_seed(runs: Sequence[Any]) -> dict[int, _Cells]:
+    """Returns the stored arrays of the runs, by seed and then by cell label."""
+    by_seed: dict[int, _Cells] = defaultdict(dict)
     for r in runs:
         arrays = load_arrays(r)
         if arrays is not None:
             by_seed[r.seed][_label(r)] = arrays
+    return by_seed
+
+
+def _earliest(by_seed: dict[int, _Cells]) -> tuple[int | None, _Cells]:
+    """Returns the first seed with stored arrays, and its cells' arrays by label (encoder order)."""
     if not by_seed:
         return None, {}
     seed = min(by_seed)
     return seed, {k: by_seed[seed][k] for k in _order(list(by_seed[seed]))}
+
+
+def _first_seed(runs: Sequence[Any]) -> tuple[int | None, _Cells]:
+    """Returns the first seed with stored arrays, and its cells' arrays by label (encoder order)."""
+    return _earliest(_arrays_by_seed(runs))
 
 
 def _images(a: np.ndarray) -> np.ndarray:
@@ -189,15 +202,10 @@ def fill_geometry(cfg: Any, runs: Sequence[Any], rep: Report) -> None:
               ["encoder"] + [short[k] for k in columns], body,
               note="Mean ± std over seeds. effective dimensionality: participation ratio of the code covariance "
                    "spectrum; factor mean / task mean: mean decodability over factors / tasks.")
-    by_seed: dict[int, dict[str, dict[str, np.ndarray]]] = defaultdict(dict)
-    for r in runs:
-        arrays = load_arrays(r)
-        if arrays is not None:
-            by_seed[r.seed][_label(r)] = arrays
-    if not by_seed:
+    by_seed = _arrays_by_seed(runs)
+    seed, first = _earliest(by_seed)
+    if seed is None:
         return
-    seed = min(by_seed)
-    first = {k: by_seed[seed][k] for k in _order(list(by_seed[seed]))}
     effective = {k: float(groups[k][0].summary["effective_dimensionality"]) for k in first if groups.get(k)}
     rep.figure(f"PCA spectrum of each encoder's codes (seed {seed})",
                pca_spectra_figure({k: a["explained_ratio"] for k, a in first.items()}, effective),
