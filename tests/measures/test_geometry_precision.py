@@ -13,7 +13,7 @@ import torch
 from mtlens import MtlensError
 from mtlens.measures.geometry import cca, effective_dimensionality, linear_cka, pca_spectrum
 
-N = 2500  # five blocks of rows (512 each), the last one partial
+N = 2500  # blocks of 512 rows (one array) and 2,048 (pairs), the last one partial
 
 
 def numpy_pr(x: np.ndarray) -> float:
