@@ -16,6 +16,7 @@ import sys
 import time
 import types
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -153,7 +154,9 @@ def _torchjd(cls: str, kwargs: dict, level: str) -> Callable[[], None]:
     return step
 
 
-def main() -> None:
+def _cli() -> tuple[argparse.Namespace, set[str], dict[str, Any]]:
+    """Returns the parsed options (torch threads set), the methods asked for (empty: all) and the fields every
+    JSON line carries; shared with bench_peer_methods.py."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
@@ -163,6 +166,11 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     only = set(filter(None, args.methods.split(",")))
     base = {"device": "cpu", "threads": torch.get_num_threads(), "tasks": N_TASKS, "batch": BATCH, "steps": args.steps}
+    return args, only, base
+
+
+def main() -> None:
+    args, only, base = _cli()
 
     def emit(impl: str, method: str, level: str, ms: float, ew: float, **extra: object) -> None:
         print(json.dumps({**base, "impl": impl, "method": method, "level": level, "ms_per_step": round(ms, 1),

@@ -13,14 +13,13 @@ are skipped with a note.
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from bench_methods import N_TASKS, _losses, _ours, _setup, _time
+from bench_methods import N_TASKS, _cli, _losses, _ours, _setup, _time
 
 #: (mtlens name, mtlens options, TorchJD aggregator factory)
 PAIRS: list[tuple[str, dict[str, Any], Callable[[Any], Any]]] = [
@@ -79,15 +78,7 @@ def _ours_with(name: str, options: dict[str, Any]) -> Callable[[], None]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--methods", default="", help="comma-separated subset of the methods")
-    args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    only = set(filter(None, args.methods.split(",")))
-    base = {"device": "cpu", "threads": torch.get_num_threads(), "tasks": N_TASKS, "batch": 64, "steps": args.steps}
+    args, only, base = _cli()
     ew = _time(_ours("ew", "param"), args.steps)
     print(json.dumps({**base, "impl": "mtlens", "method": "ew", "ms_per_step": round(ew, 1)}), flush=True)
     for name, options, factory in PAIRS:
