@@ -21,6 +21,7 @@ from mtlens.methods.cosreg import cosine_penalty
 from mtlens.methods.pcgrad import pcgrad_weights
 
 from _refs import libmtl_on_jacobian
+from _toy import linear_mtl
 
 AGGREGATORS = ["pcgrad", "gradvac", "graddrop", "rgw", "mgda", "cagrad", "nash_mtl", "aligned_mtl", "imtl_g", "imtl"]
 FIXTURES = json.loads((Path(__file__).parent / "reference" / "torchjd_cvxpy.json").read_text())
@@ -379,15 +380,7 @@ def test_imtl_g_equal_projections_and_references() -> None:
 
 
 def test_imtl_hybrid_scales_losses_and_matches_libmtl_first_step() -> None:
-    torch.manual_seed(0)
-    shared = nn.Linear(4, 3)
-    heads = nn.ModuleList([nn.Linear(3, 1) for _ in range(3)])
-    x, y = torch.randn(8, 4), torch.randn(8, 3)
-
-    def losses_of() -> torch.Tensor:
-        z = shared(x)
-        return torch.stack([((h(z).squeeze(1) - y[:, i]) ** 2).mean() for i, h in enumerate(heads)])
-
+    shared, heads, losses_of = linear_mtl()
     m = create_method("imtl", 3)
     with torch.no_grad():
         m.parameters()[0].copy_(torch.tensor([0.3, -0.2, 0.1]))

@@ -16,6 +16,7 @@ from mtlens import MtlensError
 from mtlens.methods import create_method
 
 from _refs import libmtl_weighting
+from _toy import linear_mtl
 
 scal = pytest.importorskip("torchjd.scalarization")
 agg = pytest.importorskip("torchjd.aggregation")
@@ -77,15 +78,7 @@ def test_scalarisation_weights_are_the_slopes() -> None:
 
 
 def test_gls_equals_libmtl_on_a_model() -> None:
-    torch.manual_seed(0)
-    shared = nn.Linear(4, 3)
-    heads = nn.ModuleList([nn.Linear(3, 1) for _ in range(3)])
-    x, y = torch.randn(8, 4), torch.randn(8, 3)
-
-    def losses_of() -> torch.Tensor:
-        z = shared(x)
-        return torch.stack([((h(z).squeeze(1) - y[:, i]) ** 2).mean() for i, h in enumerate(heads)])
-
+    shared, heads, losses_of = linear_mtl()
     ref = libmtl_weighting("GLS", 3, list(shared.parameters()))
     ref.backward(losses_of())
     want = [p.grad.clone() for p in [*shared.parameters(), *heads.parameters()]]
