@@ -66,9 +66,10 @@ def _time(step: Callable[[], None], steps: int) -> float:
     return min(times) * 1e3
 
 
-def _ours(name: str, level: str, batched: bool | None = None) -> Callable[[], None]:
+def _ours(name: str, level: str, batched: bool | None = None, **options: Any) -> Callable[[], None]:
     model, x, y = _setup()
-    options = {} if batched is None else {"batched": batched}  # None: the method's default
+    if batched is not None:  # None: the method's default
+        options["batched"] = batched
     method = create_method(name, N_TASKS, level=level, **options)
     opt = torch.optim.Adam(list(model.parameters()) + method.parameters(), lr=1e-4)
     shared, heads = list(model.shared_parameters()), list(model.task_parameters())

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from bench_methods import N_TASKS, _cli, _losses, _ours, _setup, _time
+from bench_methods import _cli, _ours, _setup, _time
 
 #: (mtlens name, mtlens options, TorchJD aggregator factory)
 PAIRS: list[tuple[str, dict[str, Any], Callable[[Any], Any]]] = [
@@ -60,23 +60,6 @@ def _torchjd(factory: Callable[[Any], Any]) -> Callable[[], None]:
     return step
 
 
-def _ours_with(name: str, options: dict[str, Any]) -> Callable[[], None]:
-    from mtlens.methods import create_method
-
-    model, x, y = _setup()
-    method = create_method(name, N_TASKS, **options)
-    opt = torch.optim.Adam(list(model.parameters()) + method.parameters(), lr=1e-4)
-    shared, heads = list(model.shared_parameters()), list(model.task_parameters())
-
-    def step() -> None:
-        opt.zero_grad()
-        losses, z = _losses(model, x, y)
-        method.backward(losses, shared, z, heads)
-        opt.step()
-
-    return step
-
-
 def main() -> None:
     args, only, base = _cli()
     ew = _time(_ours("ew", "param"), args.steps)
@@ -92,7 +75,7 @@ def main() -> None:
         else:
             ref = _time(ref_step, args.steps)
         # ours and theirs interleaved twice: the fastest of each, least disturbed by other load
-        ours = min(_time(_ours_with(name, options), args.steps) for _ in range(2))
+        ours = min(_time(_ours(name, "param", **options), args.steps) for _ in range(2))
         if ref is not None:
             ref = min(ref, _time(_torchjd(factory), args.steps))
         row = {**base, "impl": "mtlens", "method": name, "ms_per_step": round(ours, 1), "ratio_to_ew": round(ours / ew, 2)}
@@ -101,7 +84,7 @@ def main() -> None:
         print(json.dumps(row), flush=True)
     for name in OURS_ONLY:
         if not only or name in only:
-            ours = _time(_ours_with(name, {}), args.steps)
+            ours = _time(_ours(name, "param"), args.steps)
             print(json.dumps({**base, "impl": "mtlens", "method": name, "ms_per_step": round(ours, 1),
                               "ratio_to_ew": round(ours / ew, 2), "note": "no installed peer implements it"}))
 
