@@ -161,8 +161,13 @@ def _digit_pairs_section(cfg: Any, runs: Sequence[Any], rep: Report, g: Group) -
                    "(Fig. 4b-c)", figs.scale_trace_figure(trace),
                    "Left: mean distance between the tasks' scale vectors at each depth; right: mean largest scale "
                    "(1 = a hard ordering).")
+    _layer_usage(rep, run, "Digit pairs", " (Fig. 4d)")
+
+
+def _layer_usage(rep: Report, run: Any, setting: str, figure_ref: str = "") -> None:
+    """Adds the figure of a soft-ordering run's learned layer usage per task (nothing without such a run)."""
     if run is not None:
-        rep.figure(f"Digit pairs: learned layer usage per task, seed {run.seed} (Fig. 4d)",
+        rep.figure(f"{setting}: learned layer usage per task, seed {run.seed}{figure_ref}",
                    figs.layer_paths_figure(run.notes["scales"], task_names(run)),
                    "Shading: the scale of each layer at each depth; red: the strongest path.")
 
@@ -188,11 +193,7 @@ def _tabular_section(cfg: Any, runs: Sequence[Any], rep: Report, g: Group) -> No
     if curves:
         rep.figure("Tabular: mean test error over tasks by iteration (Fig. 5b)",
                    figs.error_curves_figure({LABELS[v]: c for v, c in curves.items()}), "Mean over seeds; band: min-max.")
-    run = soft_run(runs, "tabular")
-    if run is not None:
-        rep.figure(f"Tabular: learned layer usage per task, seed {run.seed}",
-                   figs.layer_paths_figure(run.notes["scales"], task_names(run)),
-                   "Shading: the scale of each layer at each depth; red: the strongest path.")
+    _layer_usage(rep, soft_run(runs, "tabular"), "Tabular")
 
 
 def _omniglot_section(cfg: Any, runs: Sequence[Any], rep: Report, g: Group) -> None:
