@@ -86,7 +86,8 @@ def _checked(x: object, name: str) -> tuple[np.ndarray, np.ndarray]:
 def _check_magnitude(a: np.ndarray, mu: np.ndarray, gram: np.ndarray, name: str) -> None:
     """Raises `as_codes`'s one-line error when a value of `a` may exceed the metrics' magnitude limit.
 
-    |x_ij| <= |mu_j| + sqrt(G_jj) (G the centred Gram), so only arrays near the limit are scanned."""
+    |x_ij| <= |mu_j| + sqrt(G_jj) (G the centred Gram), so only arrays near the limit are scanned. A finite
+    float32 value (at most 3.4e38) cannot pass the limit (1e50), so float32 arrays are never scanned."""
     if a.dtype != np.float32 and float(np.abs(mu).max() + np.sqrt(np.diagonal(gram).max())) > MAX_CODE_MAGNITUDE:
         as_codes(a, name)
 
@@ -144,6 +145,8 @@ def _pair_grams(a: np.ndarray, mu_a: np.ndarray, b: np.ndarray, mu_b: np.ndarray
             gab += ca.T @ cb
     if dtype == np.float32 and not _float32_safe([gaa, gbb], a.shape[0]):
         return _pair_grams(a, mu_a, b, mu_b, exact=True)
+    _check_magnitude(a, mu_a, gaa, "x")
+    _check_magnitude(b, mu_b, gbb, "y")
     return gaa, gbb, gab
 
 
@@ -151,10 +154,7 @@ def _pair(x: object, y: object, exact: bool = False) -> tuple[np.ndarray, np.nda
     (a, mu_a), (b, mu_b) = _checked(x, "x"), _checked(y, "y")
     if a.shape[0] != b.shape[0]:
         raise MtlensError(f"x has {a.shape[0]} samples and y has {b.shape[0]}; pass one row per sample for both")
-    gaa, gbb, gab = _pair_grams(a, mu_a, b, mu_b, exact)
-    _check_magnitude(a, mu_a, gaa, "x")
-    _check_magnitude(b, mu_b, gbb, "y")
-    return gaa, gbb, gab
+    return _pair_grams(a, mu_a, b, mu_b, exact)
 
 
 # ---------------------------------------------------------------------------------------------- dimensionality
